@@ -1,0 +1,5 @@
+import sys
+
+from xcm_debias.cli import main
+
+sys.exit(main())

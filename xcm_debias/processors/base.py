@@ -1,0 +1,300 @@
+"""PostProcessor: the contract every embedding-level debiasing method follows.
+
+Habits (scikit-learn estimators + concept-erasure):
+
+* constructor arguments are stored untouched as attributes of the same name and validated in
+  ``fit``; ``get_params()`` reads them back, so a processor is re-creatable from JSON;
+* ``fit(calibration) -> self`` gathers statistics into registered buffers (``state_dict()`` is
+  the whole fitted model) plus a small JSON-able ``fitted_meta`` (e.g. the language codes);
+* ``forward(x, data)`` is pure algebra on a ``[n, D]`` float tensor, batched, never in place;
+* ``transform(data)`` validates, applies ``forward`` to the rows whose modality is in
+  ``apply_to`` and carries every label over;
+* ``save(path)`` writes one safetensors file whose header metadata holds the JSON config: no
+  pickle anywhere; ``PostProcessor.load(path)`` rebuilds any registered processor or chain;
+* ``a | b`` is ``Chain(a, b)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from xcm_debias.data import MODALITIES, EmbeddingSet
+
+_METADATA_KEY = "xcm_debias"
+FORMAT_VERSION = 1
+
+
+class NotFittedError(RuntimeError):
+    """Raised when a processor or scorer is used before ``fit``."""
+
+
+class PostProcessor(torch.nn.Module):
+    """Base class of embedding-level post-processors.
+
+    Subclasses set ``needs`` (labels ``transform`` requires on the rows it changes, e.g.
+    ``("language",)``), implement ``_fit(calibration)`` and ``forward(x, data)``, and keep their
+    constructor arguments as same-named attributes. The default ``apply_to`` changes both
+    modalities; a subclass may take ``apply_to`` as a constructor argument.
+    """
+
+    needs: ClassVar[tuple[str, ...]] = ()
+    fit_needs: ClassVar[tuple[str, ...]] = ()
+    registry: ClassVar[dict[str, type[PostProcessor]]] = {}
+    apply_to: tuple[str, ...] = MODALITIES
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        PostProcessor.registry[cls.__name__] = cls
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("fitted_flag", torch.tensor(False))
+        self.fitted_meta: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ parameters
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments, read back from same-named attributes (JSON-able)."""
+        params = {}
+        for name, p in inspect.signature(type(self).__init__).parameters.items():
+            if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            params[name] = _jsonable(getattr(self, name))
+        return params
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+
+    @property
+    def is_fitted(self) -> bool:
+        return bool(self.fitted_flag)
+
+    def check_is_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(
+                f"{type(self).__name__}: not fitted; call fit(calibration) before transform"
+            )
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, calibration: EmbeddingSet) -> PostProcessor:
+        """Fit on a calibration set; returns ``self``."""
+        if not isinstance(calibration, EmbeddingSet):
+            raise TypeError(
+                f"calibration: expected an EmbeddingSet, got {type(calibration).__name__}"
+            )
+        self._check_apply_to()
+        rows = self._rows(calibration)
+        if not rows.any():
+            raise ValueError(
+                f"{type(self).__name__}.fit: expected calibration rows with modality in "
+                f"{tuple(self.apply_to)}, got none"
+            )
+        for label in self.fit_needs:
+            calibration[rows].require_label(
+                label, f"{type(self).__name__}.fit", f"{'/'.join(self.apply_to)} row"
+            )
+        with torch.no_grad():
+            self._fit(calibration)
+        self.fitted_flag = torch.tensor(True)
+        return self
+
+    def _fit(self, calibration: EmbeddingSet) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement _fit")
+
+    def set_state(self, name: str, value: torch.Tensor) -> None:
+        """Store a fitted tensor as a buffer (replacing any earlier one)."""
+        if name in self._buffers:
+            del self._buffers[name]
+        self.register_buffer(name, value.detach().clone())
+
+    # ------------------------------------------------------------ transform
+    def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
+        """Map ``[n, D]`` embeddings (of the rows of ``data``) to new embeddings."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward")
+
+    def _rows(self, data: EmbeddingSet) -> np.ndarray:
+        return np.isin(data.modality, np.array(list(self.apply_to)))
+
+    def _check_apply_to(self) -> None:
+        modalities = (self.apply_to,) if isinstance(self.apply_to, str) else tuple(self.apply_to)
+        bad = [m for m in modalities if m not in MODALITIES]
+        if not modalities or bad:
+            raise ValueError(
+                f"apply_to: expected a non-empty subset of {MODALITIES}, got {self.apply_to!r}"
+            )
+        self.apply_to = modalities
+
+    def transform(self, data: EmbeddingSet) -> EmbeddingSet:
+        """New EmbeddingSet: rows in ``apply_to`` mapped by ``forward``, others unchanged."""
+        if not isinstance(data, EmbeddingSet):
+            raise TypeError(f"data: expected an EmbeddingSet, got {type(data).__name__}")
+        self.check_is_fitted()
+        rows = self._rows(data)
+        if not rows.any():
+            return data
+        part = data if rows.all() else data[rows]
+        for label in self.needs:
+            part.require_label(
+                label, f"{type(self).__name__}.transform", f"{'/'.join(self.apply_to)} row"
+            )
+        with torch.no_grad():
+            y = self.forward(part.embeddings.float(), part)
+        if y.shape[0] != len(part):
+            raise RuntimeError(
+                f"{type(self).__name__}.forward returned {y.shape[0]} rows for {len(part)}"
+            )
+        if rows.all():
+            return data.with_embeddings(y)
+        if y.shape[1] != data.dim:
+            raise ValueError(
+                f"{type(self).__name__}: changes the dimension ({data.dim} -> {y.shape[1]}), so it "
+                f"must apply to every row; got apply_to={self.apply_to}"
+            )
+        out = data.embeddings.float().clone()
+        out[torch.from_numpy(rows)] = y
+        return data.with_embeddings(out)
+
+    def __or__(self, other: PostProcessor) -> Chain:
+        if not isinstance(other, PostProcessor):
+            return NotImplemented
+        return Chain(self, other)
+
+    # ------------------------------------------------------------ save/load
+    def to_config(self) -> dict[str, Any]:
+        """JSON-able description: class, constructor params and fitted metadata."""
+        return {
+            "class": type(self).__name__,
+            "params": self.get_params(),
+            "fitted_meta": _jsonable(self.fitted_meta),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> PostProcessor:
+        name = config.get("class")
+        if name == "Chain":
+            return Chain(*(PostProcessor.from_config(c) for c in config["steps"]))
+        if name not in PostProcessor.registry:
+            raise ValueError(
+                f"config: unknown processor class {name!r}; known: {sorted(PostProcessor.registry)}"
+            )
+        proc = PostProcessor.registry[name](**config.get("params", {}))
+        proc.fitted_meta = dict(config.get("fitted_meta", {}))
+        return proc
+
+    def save(self, path: str | Path) -> Path:
+        """Write fitted buffers and the JSON config to one ``.safetensors`` file (no pickle)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        meta = {_METADATA_KEY: json.dumps({"format": FORMAT_VERSION, "config": self.to_config()})}
+        save_file(tensors, str(path), metadata=meta)
+        return path
+
+    @staticmethod
+    def load(path: str | Path) -> PostProcessor:
+        """Rebuild a processor (or chain) saved with ``save``."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"path: no such file: {str(path)!r}")
+        with safe_open(str(path), framework="pt") as f:
+            header = (f.metadata() or {}).get(_METADATA_KEY)
+        if header is None:
+            raise ValueError(
+                f"{path}: not an xcm_debias processor file (no '{_METADATA_KEY}' metadata)"
+            )
+        config = json.loads(header)["config"]
+        proc = PostProcessor.from_config(config)
+        restore_buffers(proc, load_file(str(path)))
+        return proc
+
+
+def restore_buffers(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Register every tensor of a saved state dict as a buffer at its dotted path."""
+    for key, value in state.items():
+        owner_path, _, name = key.rpartition(".")
+        owner = module.get_submodule(owner_path) if owner_path else module
+        if name in owner._buffers:
+            del owner._buffers[name]
+        owner.register_buffer(name, value)
+
+
+class Chain(PostProcessor):
+    """Processors applied in turn; ``fit`` fits each on the previous ones' output.
+
+    ``Chain(a, b)`` equals ``b.transform(a.transform(x))`` once fitted; ``a | b | c`` flattens.
+    """
+
+    def __init__(self, *steps: PostProcessor) -> None:
+        super().__init__()
+        flat: list[PostProcessor] = []
+        for i, step in enumerate(steps):
+            if not isinstance(step, PostProcessor):
+                raise TypeError(f"steps[{i}]: expected a PostProcessor, got {type(step).__name__}")
+            flat.extend(step.steps if isinstance(step, Chain) else [step])
+        if not flat:
+            raise ValueError("steps: expected at least one processor, got none")
+        self.steps = torch.nn.ModuleList(flat)
+
+    @property
+    def needs(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(dict.fromkeys(label for s in self.steps for label in s.needs))
+
+    def __or__(self, other: PostProcessor) -> Chain:
+        if not isinstance(other, PostProcessor):
+            return NotImplemented
+        return Chain(*self.steps, other)
+
+    def get_params(self) -> dict[str, Any]:
+        return {}
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def fit(self, calibration: EmbeddingSet) -> Chain:
+        if not isinstance(calibration, EmbeddingSet):
+            raise TypeError(
+                f"calibration: expected an EmbeddingSet, got {type(calibration).__name__}"
+            )
+        current = calibration
+        for i, step in enumerate(self.steps):
+            step.fit(current)
+            if i + 1 < len(self.steps):
+                current = step.transform(current)
+        self.fitted_flag = torch.tensor(True)
+        return self
+
+    @property
+    def is_fitted(self) -> bool:
+        return all(s.is_fitted for s in self.steps)
+
+    def transform(self, data: EmbeddingSet) -> EmbeddingSet:
+        self.check_is_fitted()
+        for step in self.steps:
+            data = step.transform(data)
+        return data
+
+    def to_config(self) -> dict[str, Any]:
+        return {"class": "Chain", "params": {}, "steps": [s.to_config() for s in self.steps]}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Iterable):
+        return [_jsonable(v) for v in value]
+    raise TypeError(f"cannot store {type(value).__name__} in a processor's JSON config")

@@ -1,0 +1,118 @@
+"""Blockwise inner-product top-k and rank counting: memory O((Q + N)·k + block²).
+
+Neither function ever holds the full ``Q × N`` score matrix: queries and gallery are visited
+in ``block_size`` tiles, scores accumulate in float32 whatever the input dtype, and ties are
+broken by the lower gallery index (the order a stable dense argsort gives).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from xcm_debias._validation import as_float_matrix, check_positive_int
+
+
+def _tile_scores(q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    return q.float() @ g.float().T
+
+
+def _block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of each row with ties broken by lower column index (exact)."""
+    kk = min(k, scores.shape[1])
+    vals, idx = torch.topk(scores, kk, dim=1)
+    # torch.topk picks arbitrarily among values equal to the k-th; rows where more than k
+    # columns reach the k-th value need the stable order, which a stable sort gives.
+    ties = (scores >= vals[:, -1:]).sum(dim=1) > kk
+    if bool(ties.any()):
+        rows = ties.nonzero().flatten()
+        order = torch.sort(scores[rows], dim=1, descending=True, stable=True).indices[:, :kk]
+        idx[rows] = order
+        vals[rows] = torch.gather(scores[rows], 1, order)
+    return vals, idx
+
+
+def _merge(
+    best_v: torch.Tensor, best_i: torch.Tensor, new_v: torch.Tensor, new_i: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Merge two candidate lists; every index in ``new_i`` is larger than every one in ``best_i``."""
+    vals = torch.cat([best_v, new_v], dim=1)
+    idx = torch.cat([best_i, new_i], dim=1)
+    # candidates are laid out in increasing gallery index for equal scores (old before new,
+    # each part already tie-ordered), so a stable descending sort keeps the lower index first
+    order = torch.sort(vals, dim=1, descending=True, stable=True).indices[:, :k]
+    return torch.gather(vals, 1, order), torch.gather(idx, 1, order)
+
+
+def blockwise_topk(
+    queries: torch.Tensor, gallery: torch.Tensor, k: int, block_size: int = 4096
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k gallery rows per query by inner product.
+
+    Returns ``(indices int64 [Q, k'], scores float32 [Q, k'])`` with ``k' = min(k, N)``.
+    """
+    q = as_float_matrix(queries, "queries")
+    g = as_float_matrix(gallery, "gallery")
+    k = check_positive_int(k, "k")
+    block = check_positive_int(block_size, "block_size")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"gallery: expected dimension {q.shape[1]} (as queries), got {g.shape[1]}")
+    kk = min(k, g.shape[0])
+    out_i = torch.empty(q.shape[0], kk, dtype=torch.int64)
+    out_v = torch.empty(q.shape[0], kk, dtype=torch.float32)
+    for q0 in range(0, q.shape[0], block):
+        qb = q[q0 : q0 + block]
+        best_v = torch.empty(qb.shape[0], 0)
+        best_i = torch.empty(qb.shape[0], 0, dtype=torch.int64)
+        for g0 in range(0, g.shape[0], block):
+            scores = _tile_scores(qb, g[g0 : g0 + block])
+            v, i = _block_topk(scores, kk)
+            best_v, best_i = _merge(best_v, best_i, v, i + g0, kk)
+        out_v[q0 : q0 + block] = best_v
+        out_i[q0 : q0 + block] = best_i
+    return out_i, out_v
+
+
+def blockwise_ranks(
+    queries: torch.Tensor,
+    gallery: torch.Tensor,
+    targets: torch.Tensor,
+    block_size: int = 4096,
+) -> torch.Tensor:
+    """1-based rank of gallery row ``targets[i]`` in query i's full ranking.
+
+    The rank counts gallery rows scoring strictly higher, plus those scoring equal with a lower
+    index (the dense stable-argsort order), plus one. Memory O(Q + block²).
+    """
+    q = as_float_matrix(queries, "queries")
+    g = as_float_matrix(gallery, "gallery")
+    block = check_positive_int(block_size, "block_size")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"gallery: expected dimension {q.shape[1]} (as queries), got {g.shape[1]}")
+    t = torch.as_tensor(targets, dtype=torch.int64)
+    if t.shape != (q.shape[0],):
+        raise ValueError(f"targets: expected shape ({q.shape[0]},), got {tuple(t.shape)}")
+    if len(t) and (int(t.min()) < 0 or int(t.max()) >= g.shape[0]):
+        raise ValueError(
+            f"targets: expected gallery indices in [0, {g.shape[0]}), got {int(t.min())}..{int(t.max())}"
+        )
+    # pass 1: each target's score, computed by the same tile product that pass 2 compares it with
+    target_scores = torch.empty(q.shape[0], dtype=torch.float32)
+    for q0 in range(0, q.shape[0], block):
+        qb, tb = q[q0 : q0 + block], t[q0 : q0 + block]
+        for g0 in range(0, g.shape[0], block):
+            inside = ((tb >= g0) & (tb < g0 + block)).nonzero().flatten()
+            if len(inside):
+                scores = _tile_scores(qb, g[g0 : g0 + block])
+                target_scores[q0 + inside] = scores[inside, tb[inside] - g0]
+    # pass 2: count the rows ahead of the target (higher score, or equal with a lower index)
+    ranks = torch.ones(q.shape[0], dtype=torch.int64)
+    for q0 in range(0, q.shape[0], block):
+        qb = q[q0 : q0 + block]
+        ts = target_scores[q0 : q0 + block, None]
+        ti = t[q0 : q0 + block, None]
+        for g0 in range(0, g.shape[0], block):
+            scores = _tile_scores(qb, g[g0 : g0 + block])
+            cols = torch.arange(g0, g0 + scores.shape[1])[None, :]
+            ahead = (scores > ts) | ((scores == ts) & (cols < ti))
+            ranks[q0 : q0 + block] += ahead.sum(dim=1)
+    return ranks
