@@ -365,7 +365,13 @@ def _as_extra_column(values: object, name: str, n_rows: int) -> np.ndarray:
         raise ValueError(f"extra: column name {name!r} is a standard label; pass it by keyword")
     if isinstance(values, torch.Tensor):
         values = values.cpu().numpy()
-    array = np.asarray(values)
+    try:
+        array = np.asarray(values)
+    except ValueError as exc:
+        raise TypeError(
+            f"extra[{name!r}]: expected one number, boolean or string per row, got ragged values "
+            "(join lists into strings, e.g. 'circle;square')"
+        ) from exc
     if array.ndim != 1 or len(array) != n_rows:
         raise ValueError(
             f"extra[{name!r}]: expected a 1-D column of {n_rows} values, got shape {array.shape}"

@@ -34,11 +34,13 @@ def _block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
 def _merge(
     best_v: torch.Tensor, best_i: torch.Tensor, new_v: torch.Tensor, new_i: torch.Tensor, k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Merge two candidate lists; every index in ``new_i`` is larger than every one in ``best_i``."""
+    """Merge two candidate lists into the top k, ties ordered by lower gallery index."""
     vals = torch.cat([best_v, new_v], dim=1)
     idx = torch.cat([best_i, new_i], dim=1)
-    # candidates are laid out in increasing gallery index for equal scores (old before new,
-    # each part already tie-ordered), so a stable descending sort keeps the lower index first
+    # lay candidates out by increasing gallery index, then a stable descending sort by score
+    # keeps the lower index first among equal scores (torch.topk's order among ties is arbitrary)
+    by_index = torch.sort(idx, dim=1).indices
+    vals, idx = torch.gather(vals, 1, by_index), torch.gather(idx, 1, by_index)
     order = torch.sort(vals, dim=1, descending=True, stable=True).indices[:, :k]
     return torch.gather(vals, 1, order), torch.gather(idx, 1, order)
 
