@@ -6,6 +6,7 @@ Post-processes frozen embeddings of any dual encoder with small fitted torch mod
 from __future__ import annotations
 
 from xcm_debias.data import EmbeddingSet
+from xcm_debias.faiss_retriever import FaissRetriever
 from xcm_debias.retrieval import ExactRetriever, Ranking, Retriever
 
 __version__ = "0.1.0"
@@ -13,6 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "EmbeddingSet",
     "ExactRetriever",
+    "FaissRetriever",
     "Ranking",
     "Retriever",
     "__version__",
