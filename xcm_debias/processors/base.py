@@ -62,12 +62,7 @@ class PostProcessor(torch.nn.Module):
     # ------------------------------------------------------------ parameters
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments, read back from same-named attributes (JSON-able)."""
-        params = {}
-        for name, p in inspect.signature(type(self).__init__).parameters.items():
-            if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                continue
-            params[name] = _jsonable(getattr(self, name))
-        return params
+        return constructor_params(self)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -179,7 +174,8 @@ class PostProcessor(torch.nn.Module):
     def from_config(cls, config: dict[str, Any]) -> PostProcessor:
         name = config.get("class")
         if name == "Chain":
-            return Chain(*(PostProcessor.from_config(c) for c in config["steps"]))
+            steps = (PostProcessor.from_config(c) for c in config["steps"])
+            return Chain(*steps, **config.get("params", {}))
         if name not in PostProcessor.registry:
             raise ValueError(
                 f"config: unknown processor class {name!r}; known: {sorted(PostProcessor.registry)}"
@@ -217,6 +213,19 @@ class PostProcessor(torch.nn.Module):
         return proc
 
 
+def constructor_params(obj: object) -> dict[str, Any]:
+    """Constructor arguments of ``obj``, read back from same-named attributes (JSON-able).
+
+    Shared by every fitted module (processors here, score normalisers in ``xcm_debias.scoring``).
+    """
+    params = {}
+    for name, p in inspect.signature(type(obj).__init__).parameters.items():
+        if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        params[name] = _jsonable(getattr(obj, name))
+    return params
+
+
 def restore_buffers(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Register every tensor of a saved state dict as a buffer at its dotted path."""
     for key, value in state.items():
@@ -230,11 +239,28 @@ def restore_buffers(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> 
 class Chain(PostProcessor):
     """Processors applied in turn; ``fit`` fits each on the previous ones' output.
 
-    ``Chain(a, b)`` equals ``b.transform(a.transform(x))`` once fitted; ``a | b | c`` flattens.
+    ``Chain(a, b)`` equals ``b.transform(a.transform(x))`` once fitted; ``a | b | c`` flattens
+    (keeping the left chain's ``cross_fit``).
+
+    Cross-fitting (``cross_fit=F >= 2``): a stage that overfits its calibration rows hands the
+    next stage outputs it will never see on test data. With cross-fitting, stage k+1 is fitted on
+    *out-of-fold* outputs of stage k: the calibration items are split into F folds (seeded,
+    deterministic; an item's images and captions stay together) and, for each fold, a fresh copy
+    of stage k fitted on the other folds transforms that fold's rows. Each stage itself is still
+    fitted on all the rows it receives, so transform is unchanged; fitting costs F extra fits of
+    every stage but the last. ``cross_fit=0`` (default) fits each stage on the previous stage's
+    in-sample output.
     """
 
-    def __init__(self, *steps: PostProcessor) -> None:
+    def __init__(self, *steps: PostProcessor, cross_fit: int = 0) -> None:
         super().__init__()
+        if isinstance(cross_fit, bool) or not isinstance(cross_fit, (int, np.integer)):
+            raise TypeError(f"cross_fit: expected an integer (0 or >= 2), got {cross_fit!r}")
+        if cross_fit == 1 or cross_fit < 0:
+            raise ValueError(
+                f"cross_fit: expected 0 (off) or a number of folds >= 2, got {cross_fit}"
+            )
+        self.cross_fit = int(cross_fit)
         flat: list[PostProcessor] = []
         for i, step in enumerate(steps):
             if not isinstance(step, PostProcessor):
@@ -251,10 +277,10 @@ class Chain(PostProcessor):
     def __or__(self, other: PostProcessor) -> Chain:
         if not isinstance(other, PostProcessor):
             return NotImplemented
-        return Chain(*self.steps, other)
+        return Chain(*self.steps, other, cross_fit=self.cross_fit)
 
     def get_params(self) -> dict[str, Any]:
-        return {}
+        return {"cross_fit": self.cross_fit}
 
     def extra_repr(self) -> str:
         return ""
@@ -264,13 +290,53 @@ class Chain(PostProcessor):
             raise TypeError(
                 f"calibration: expected an EmbeddingSet, got {type(calibration).__name__}"
             )
+        folds = self._item_folds(calibration) if self.cross_fit else None
         current = calibration
         for i, step in enumerate(self.steps):
             step.fit(current)
             if i + 1 < len(self.steps):
-                current = step.transform(current)
+                if folds is None:
+                    current = step.transform(current)
+                else:
+                    current = self._out_of_fold(i, step, current, folds)
         self.fitted_flag = torch.tensor(True)
         return self
+
+    def _item_folds(self, calibration: EmbeddingSet) -> np.ndarray:
+        """Fold of each row: items permuted with a fixed seed, dealt round-robin to folds."""
+        items, inverse = np.unique(calibration.item, return_inverse=True)
+        if len(items) < self.cross_fit:
+            raise ValueError(
+                f"Chain(cross_fit={self.cross_fit}).fit: expected at least {self.cross_fit} "
+                f"calibration items (one per fold), got {len(items)}"
+            )
+        item_fold = np.empty(len(items), dtype=np.int64)
+        item_fold[np.random.default_rng(0).permutation(len(items))] = (
+            np.arange(len(items)) % self.cross_fit
+        )
+        return item_fold[inverse]
+
+    def _out_of_fold(
+        self, index: int, step: PostProcessor, current: EmbeddingSet, folds: np.ndarray
+    ) -> EmbeddingSet:
+        """``current`` with each fold's rows transformed by a copy of ``step`` fitted without it."""
+        out: torch.Tensor | None = None
+        for fold in range(self.cross_fit):
+            held_out = folds == fold
+            copy = PostProcessor.from_config({**step.to_config(), "fitted_meta": {}})
+            try:
+                copy.fit(current[~held_out])
+            except (ValueError, TypeError) as exc:
+                raise ValueError(
+                    f"Chain(cross_fit={self.cross_fit}).fit: step {index} "
+                    f"({type(step).__name__}) fitted without fold {fold} failed: {exc}"
+                ) from exc
+            part = copy.transform(current[held_out]).embeddings.float()
+            if out is None:
+                out = torch.empty(len(current), part.shape[1], dtype=torch.float32)
+            out[torch.from_numpy(held_out)] = part
+        assert out is not None  # cross_fit >= 2 folds were visited
+        return current.with_embeddings(out)
 
     @property
     def is_fitted(self) -> bool:
@@ -283,7 +349,11 @@ class Chain(PostProcessor):
         return data
 
     def to_config(self) -> dict[str, Any]:
-        return {"class": "Chain", "params": {}, "steps": [s.to_config() for s in self.steps]}
+        return {
+            "class": "Chain",
+            "params": self.get_params(),
+            "steps": [s.to_config() for s in self.steps],
+        }
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,0 +1,582 @@
+"""Debiased: a Retriever that fits debiasing stages on calibration data and applies them.
+
+``Debiased(retriever, processors, scoring)`` wraps any inner-product retriever:
+
+* **fit(calibration)** fits the embedding-level ``processors`` (a PostProcessor or Chain) on the
+  calibration set, then the score-level stages (``xcm_debias.scoring``) on the processed,
+  L2-normalised calibration rows, separately for each retrieval direction: ``"t2i"`` (text
+  queries, image gallery: query bank = calibration texts, gallery bank = calibration images)
+  and ``"i2t"`` (the reverse). One scorer given for both directions is cloned per direction, so
+  each direction has its own banks; a mapping ``{"t2i": ..., "i2t": ...}`` gives each its own.
+  Score stages are fitted in order, each on the scores left by the earlier ones. ``fit`` sees
+  the calibration rows only, never a test row; ``search`` never changes the fitted state.
+* **search(queries, gallery, k)** transforms the gallery once (cached by object identity plus a
+  content fingerprint) and each query batch on the fly, then applies the score stages as
+  offsets: the gallery row becomes ``[g, v(g), pad(g)] / R`` and the query ``[q, u(q), 0] /
+  |[q, u(q)]|``, whose inner product is ``score(q, g) = q·g + u(q)·v(g)`` up to a positive
+  per-query factor. ``pad`` gives every gallery row the same norm ``R``, so the reduction is
+  exact on inner-product, cosine and L2 indexes alike (the MIPS-to-NN reduction). Scores are
+  returned in ``score`` units (the factor is undone): for the inverted softmax, ``s − log Z/β``.
+  Dynamic (gated) stages take each query's top-1 with one ``k = 1`` search of the wrapped
+  retriever on the scores before that stage.
+* **rank_of(queries, gallery, targets)** ranks through the same vectors and gates, so full-rank
+  metrics agree with ``search``.
+
+Score-level stages apply to the directions they were fitted for; any other search (text→text,
+or sets mixing modalities) uses the processors alone. With no score stage, queries and gallery
+go to the wrapped retriever exactly as the processors leave them.
+
+**Cross-fitting** (``cross_fit=F``, ``F >= 2`` folds; ``True`` means 5): a stage that overfits
+its calibration rows hands the next stage inputs it will never see on test data — e.g. a bank
+gallery item's ``Z(g)`` sums over bank queries that include its own captions, a test item's does
+not. With cross-fitting, every stage (each processor step, then each score stage) is still
+fitted on all the rows it receives, but the rows handed to the *next* stage are out-of-fold: the
+calibration items are dealt to ``F`` folds (seeded; an item's images and captions stay
+together) and each fold's rows are transformed (processors) or given their columns (score
+stages) by a copy of the stage fitted on the other folds. ``cross_fit=False`` fits each stage on
+the previous stage's in-sample output (a Chain may still cross-fit its own steps).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import weakref
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from xcm_debias._validation import check_positive_int
+from xcm_debias.data import EmbeddingSet
+from xcm_debias.processors.base import (
+    _METADATA_KEY,
+    FORMAT_VERSION,
+    Chain,
+    NotFittedError,
+    PostProcessor,
+    restore_buffers,
+)
+from xcm_debias.retrieval import ExactRetriever, Ranking, Retriever
+from xcm_debias.scoring.base import GalleryColumns, ScoredRows, ScoreNormalizer
+from xcm_debias.topk import blockwise_topk
+
+DIRECTIONS: dict[str, tuple[str, str]] = {"t2i": ("text", "image"), "i2t": ("image", "text")}
+_CACHE_SIZE = 4
+DEFAULT_FOLDS = 5
+_FINGERPRINT_ROWS = 256
+
+ScorerSpec = ScoreNormalizer | Sequence[ScoreNormalizer]
+ScoringSpec = ScorerSpec | Mapping[str, ScorerSpec]
+
+
+class Debiased:
+    """A Retriever with fitted debiasing stages (see the module docstring).
+
+    Args:
+        retriever: the wrapped inner-product retriever (``ExactRetriever``, a faiss one...).
+        processors: an embedding-level PostProcessor or Chain, fitted in place by ``fit``.
+        scoring: a ScoreNormalizer, a sequence of them (stages in order), or a mapping from
+            ``"t2i"``/``"i2t"`` to either. The given objects are templates: ``fit`` fits clones,
+            one per direction, kept in ``scorers_``.
+        cross_fit: False, True (5 folds) or a number of folds >= 2 (see the module docstring).
+        seed: seed of the cross-fitting fold assignment.
+    """
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        processors: PostProcessor | None = None,
+        scoring: ScoringSpec | None = None,
+        cross_fit: bool | int = False,
+        seed: int = 0,
+    ) -> None:
+        if not callable(getattr(retriever, "search", None)):
+            raise TypeError(
+                f"retriever: expected a Retriever (an object with search(queries, gallery, k)), "
+                f"got {type(retriever).__name__}"
+            )
+        if processors is not None and not isinstance(processors, PostProcessor):
+            raise TypeError(
+                f"processors: expected a PostProcessor, a Chain or None, got "
+                f"{type(processors).__name__}"
+            )
+        self._n_folds = _n_folds(cross_fit)
+        self.retriever = retriever
+        self.processors = processors
+        self.scoring = scoring
+        self.cross_fit = cross_fit
+        self.seed = check_positive_int(seed, "seed", minimum=0)
+        self._templates = _scoring_templates(scoring)
+        self.scorers_: dict[str, list[ScoreNormalizer]] = {}
+        self._fitted = False
+        self._cache: OrderedDict[int, _GalleryEntry] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return (
+            f"Debiased(retriever={self.retriever!r}, processors={self.processors!r}, "
+            f"scoring={self._templates!r}, cross_fit={self.cross_fit})"
+        )
+
+    @property
+    def is_fitted(self) -> bool:
+        return self._fitted
+
+    def _check_is_fitted(self) -> None:
+        if not self._fitted:
+            raise NotFittedError("Debiased: not fitted; call fit(calibration) before search")
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, calibration: EmbeddingSet) -> Debiased:
+        """Fit processors, then score stages per direction, on ``calibration`` only."""
+        if not isinstance(calibration, EmbeddingSet):
+            raise TypeError(
+                f"calibration: expected an EmbeddingSet, got {type(calibration).__name__}"
+            )
+        for direction in self._templates:
+            for modality in DIRECTIONS[direction]:
+                if not (calibration.modality == modality).any():
+                    raise ValueError(
+                        f"Debiased.fit: score-level stages for {direction!r} need {modality} rows "
+                        f"in calibration, got none"
+                    )
+        self._cache.clear()
+        self._fitted = False
+        steps = _steps(self.processors)
+        folds = None
+        current = calibration
+        if self._n_folds:
+            folds = _item_folds(calibration, self._n_folds, self.seed)
+            for i, step in enumerate(steps):
+                step.fit(current)
+                if i + 1 < len(steps) or self._templates:
+                    current = _out_of_fold_transform(step, current, folds, self._n_folds, i)
+            if isinstance(self.processors, Chain):
+                self.processors.fitted_flag = torch.tensor(True)
+        elif self.processors is not None:
+            self.processors.fit(calibration)
+            current = self.processors.transform(calibration)
+        self.scorers_ = {
+            direction: _fit_scorers(templates, current, folds, self._n_folds, direction)
+            for direction, templates in self._templates.items()
+        }
+        self._fitted = True
+        return self
+
+    # --------------------------------------------------------------- search
+    def search(self, queries: EmbeddingSet, gallery: EmbeddingSet, k: int) -> Ranking:
+        """Top-``k`` gallery rows per query after every fitted stage (scores in score units)."""
+        self._check_is_fitted()
+        _check_sets(queries, gallery)
+        k = check_positive_int(k, "k")
+        direction = self._direction(queries, gallery)
+        if direction is None:
+            return self.retriever.search(self._transform(queries), self._processed(gallery), k)
+        prepared = self._prepared(gallery, direction)
+        query_set, query_norms = self._query_vectors(queries, prepared, direction)
+        index, radius = prepared.index(len(prepared.columns))
+        ranking = self.retriever.search(query_set, index, k)
+        return Ranking(
+            indices=ranking.indices,
+            scores=ranking.scores * (query_norms[:, None] * radius),
+        )
+
+    def rank_of(
+        self, queries: EmbeddingSet, gallery: EmbeddingSet, targets: torch.Tensor | np.ndarray
+    ) -> torch.Tensor:
+        """1-based rank of gallery row ``targets[i]`` for query i, consistent with ``search``."""
+        self._check_is_fitted()
+        _check_sets(queries, gallery)
+        direction = self._direction(queries, gallery)
+        if direction is None:
+            query_set, index = self._transform(queries), self._processed(gallery)
+        else:
+            prepared = self._prepared(gallery, direction)
+            query_set, _ = self._query_vectors(queries, prepared, direction)
+            index, _ = prepared.index(len(prepared.columns))
+        if callable(getattr(self.retriever, "rank_of", None)):
+            return self.retriever.rank_of(query_set, index, targets)
+        return _ranks_by_search(self.retriever, query_set, index, targets)
+
+    # --------------------------------------------------------------- helpers
+    def _direction(self, queries: EmbeddingSet, gallery: EmbeddingSet) -> str | None:
+        q_modalities, g_modalities = set(queries.modality.tolist()), set(gallery.modality.tolist())
+        if len(q_modalities) != 1 or len(g_modalities) != 1:
+            return None
+        pair = (q_modalities.pop(), g_modalities.pop())
+        for direction, modalities in DIRECTIONS.items():
+            if modalities == pair and self.scorers_.get(direction):
+                return direction
+        return None
+
+    def _transform(self, data: EmbeddingSet) -> EmbeddingSet:
+        return data if self.processors is None else self.processors.transform(data)
+
+    def _entry(self, gallery: EmbeddingSet) -> _GalleryEntry:
+        fingerprint = _fingerprint(gallery)
+        entry = self._cache.get(id(gallery))
+        if entry is None or entry.ref() is not gallery or entry.fingerprint != fingerprint:
+            entry = _GalleryEntry(weakref.ref(gallery), fingerprint, self._transform(gallery))
+            self._cache[id(gallery)] = entry
+            while len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(id(gallery))
+        return entry
+
+    def _processed(self, gallery: EmbeddingSet) -> EmbeddingSet:
+        return self._entry(gallery).processed
+
+    def _prepared(self, gallery: EmbeddingSet, direction: str) -> _PreparedGallery:
+        entry = self._entry(gallery)
+        if direction not in entry.directions:
+            rows = ScoredRows.of(entry.processed.normalized(), "gallery")
+            stage_rows, columns = [rows], []
+            for scorer in self.scorers_[direction]:
+                cols = scorer.gallery_columns(rows)
+                rows = rows.extended(cols.columns)
+                stage_rows.append(rows)
+                columns.append(cols)
+            entry.directions[direction] = _PreparedGallery(stage_rows, columns)
+        return entry.directions[direction]
+
+    def _query_vectors(
+        self, queries: EmbeddingSet, prepared: _PreparedGallery, direction: str
+    ) -> tuple[EmbeddingSet, torch.Tensor]:
+        rows = ScoredRows.of(self._transform(queries).normalized(), "queries")
+        for stage, scorer in enumerate(self.scorers_[direction]):
+            top1 = None
+            if scorer.needs_top1:
+                index, _ = prepared.index(stage)
+                top1 = self.retriever.search(_query_set(rows)[0], index, 1).indices[:, 0]
+            rows = rows.extended(scorer.query_columns(rows, prepared.columns[stage], top1))
+        return _query_set(rows)
+
+    # ------------------------------------------------------------ save/load
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted pipeline (processors and scorers) to one ``.safetensors`` file.
+
+        Tensors are stored under ``processors.<name>`` and ``scoring.<direction>.<stage>.<name>``;
+        the JSON configs ride in the header. No pickle. The wrapped retriever is not saved.
+        """
+        self._check_is_fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, torch.Tensor] = {}
+        if self.processors is not None:
+            for key, value in self.processors.state_dict().items():
+                tensors[f"processors.{key}"] = value.detach().cpu().contiguous()
+        for direction, scorers in self.scorers_.items():
+            for stage, scorer in enumerate(scorers):
+                for key, value in scorer.state_dict().items():
+                    tensors[f"scoring.{direction}.{stage}.{key}"] = (
+                        value.detach().cpu().contiguous()
+                    )
+        config = {
+            "class": "Debiased",
+            "processors": None if self.processors is None else self.processors.to_config(),
+            "scoring": {
+                d: [s.to_config() for s in scorers] for d, scorers in self.scorers_.items()
+            },
+            "cross_fit": self.cross_fit,
+            "seed": self.seed,
+        }
+        meta = {_METADATA_KEY: json.dumps({"format": FORMAT_VERSION, "config": config})}
+        save_file(tensors, str(path), metadata=meta)
+        return path
+
+    @staticmethod
+    def load(path: str | Path, retriever: Retriever | None = None) -> Debiased:
+        """Rebuild a fitted ``Debiased`` saved with ``save`` over ``retriever``.
+
+        ``retriever`` defaults to ``ExactRetriever()``.
+        """
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"path: no such file: {str(path)!r}")
+        with safe_open(str(path), framework="pt") as f:
+            header = (f.metadata() or {}).get(_METADATA_KEY)
+        config = None if header is None else json.loads(header).get("config")
+        if not isinstance(config, dict) or config.get("class") != "Debiased":
+            raise ValueError(f"{path}: not a saved Debiased pipeline")
+        state = load_file(str(path))
+        processors = None
+        if config["processors"] is not None:
+            processors = PostProcessor.from_config(config["processors"])
+            restore_buffers(processors, _substate(state, "processors."))
+        scorers: dict[str, list[ScoreNormalizer]] = {}
+        for direction, configs in config["scoring"].items():
+            scorers[direction] = []
+            for stage, scorer_config in enumerate(configs):
+                scorer = ScoreNormalizer.from_config(scorer_config)
+                restore_buffers(scorer, _substate(state, f"scoring.{direction}.{stage}."))
+                scorers[direction].append(scorer)
+        out = Debiased(
+            ExactRetriever() if retriever is None else retriever,
+            processors,
+            scoring={d: list(s) for d, s in scorers.items()},
+            cross_fit=config["cross_fit"],
+            seed=config["seed"],
+        )
+        out.scorers_ = scorers
+        out._fitted = True
+        return out
+
+
+# ---------------------------------------------------------------------- internals
+@dataclass
+class _PreparedGallery:
+    """One gallery's rows before each score stage (the last: after all) and their columns."""
+
+    stage_rows: list[ScoredRows]
+    columns: list[GalleryColumns]
+    _indexes: dict[int, tuple[EmbeddingSet, float]] = field(default_factory=dict)
+
+    def index(self, stage: int) -> tuple[EmbeddingSet, float]:
+        """Equal-norm index vectors of the rows before ``stage`` and their norm ``R``."""
+        if stage not in self._indexes:
+            self._indexes[stage] = _index_set(self.stage_rows[stage])
+        return self._indexes[stage]
+
+
+@dataclass
+class _GalleryEntry:
+    ref: weakref.ref
+    fingerprint: str
+    processed: EmbeddingSet
+    directions: dict[str, _PreparedGallery] = field(default_factory=dict)
+
+
+def _index_set(rows: ScoredRows) -> tuple[EmbeddingSet, float]:
+    """``[x, pad] / R`` with ``pad = sqrt(R² − |x|²)``: every row of norm 1, products ∝ x·y."""
+    x = rows.augmented
+    squared = (x.double() ** 2).sum(dim=1)
+    radius = float(squared.max().sqrt())
+    pad = (squared.max() - squared).clamp_min(0).sqrt().float()
+    vectors = torch.cat([x, pad[:, None]], dim=1) / radius
+    return rows.data.with_embeddings(vectors), radius
+
+
+def _query_set(rows: ScoredRows) -> tuple[EmbeddingSet, torch.Tensor]:
+    """``[x, 0] / |x|`` (the zero meets the gallery's pad) and the norms ``|x|``."""
+    x = rows.augmented
+    norms = x.norm(dim=1)
+    vectors = torch.cat([x, torch.zeros(len(x), 1)], dim=1) / norms[:, None]
+    return rows.data.with_embeddings(vectors), norms
+
+
+def _fit_scorers(
+    templates: list[ScoreNormalizer],
+    calibration: EmbeddingSet,
+    folds: np.ndarray | None,
+    n_folds: int,
+    direction: str,
+) -> list[ScoreNormalizer]:
+    """Fit the stages of one direction in order, each on the banks the earlier ones left."""
+    query_rows = calibration.modality == DIRECTIONS[direction][0]
+    gallery_rows = calibration.modality == DIRECTIONS[direction][1]
+    queries = ScoredRows.of(calibration[query_rows].normalized(), "query_bank")
+    gallery = ScoredRows.of(calibration[gallery_rows].normalized(), "gallery_bank")
+    fitted = []
+    for j, template in enumerate(templates):
+        scorer = template.clone_unfitted()
+        scorer.fit(queries, gallery)
+        fitted.append(scorer)
+        if j + 1 == len(templates):
+            break
+        if folds is None:
+            queries, gallery = _extend_banks(scorer, queries, gallery)
+        else:
+            queries, gallery = _extend_banks_out_of_fold(
+                template, queries, gallery, folds[query_rows], folds[gallery_rows], n_folds
+            )
+    return fitted
+
+
+def _bank_top1(scorer: ScoreNormalizer, queries: ScoredRows, gallery: ScoredRows) -> torch.Tensor:
+    """Exact top-1 of bank queries in the gallery bank (ties to the lower index)."""
+    return blockwise_topk(queries.augmented, gallery.augmented, 1, scorer.block_size)[0][:, 0]
+
+
+def _extend_banks(
+    scorer: ScoreNormalizer, queries: ScoredRows, gallery: ScoredRows
+) -> tuple[ScoredRows, ScoredRows]:
+    """Both banks with ``scorer``'s columns appended (in-sample)."""
+    columns = scorer.gallery_columns(gallery)
+    top1 = _bank_top1(scorer, queries, gallery) if scorer.needs_top1 else None
+    query_columns = scorer.query_columns(queries, columns, top1)
+    return queries.extended(query_columns), gallery.extended(columns.columns)
+
+
+def _extend_banks_out_of_fold(
+    template: ScoreNormalizer,
+    queries: ScoredRows,
+    gallery: ScoredRows,
+    query_folds: np.ndarray,
+    gallery_folds: np.ndarray,
+    n_folds: int,
+) -> tuple[ScoredRows, ScoredRows]:
+    """Both banks with columns from copies of the stage fitted without each row's fold."""
+    query_columns: torch.Tensor | None = None
+    gallery_columns: torch.Tensor | None = None
+    for fold in range(n_folds):
+        in_q, in_g = query_folds == fold, gallery_folds == fold
+        if not (in_q.any() or in_g.any()):
+            continue
+        copy = template.clone_unfitted()
+        try:
+            copy.fit(queries.select(~in_q), gallery.select(~in_g))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"Debiased(cross_fit={n_folds}).fit: {type(template).__name__} fitted without "
+                f"fold {fold} failed: {exc}"
+            ) from exc
+        columns = copy.gallery_columns(gallery)
+        if gallery_columns is None:
+            width = columns.columns.shape[1]
+            gallery_columns = torch.zeros(len(gallery.data), width)
+            query_columns = torch.zeros(len(queries.data), width)
+        assert query_columns is not None  # allocated with gallery_columns
+        gallery_columns[torch.from_numpy(in_g)] = columns.columns[torch.from_numpy(in_g)]
+        if in_q.any():
+            part = queries.select(in_q)
+            top1 = _bank_top1(copy, part, gallery) if copy.needs_top1 else None
+            query_columns[torch.from_numpy(in_q)] = copy.query_columns(part, columns, top1)
+    assert query_columns is not None and gallery_columns is not None  # some fold has rows
+    return queries.extended(query_columns), gallery.extended(gallery_columns)
+
+
+def _item_folds(calibration: EmbeddingSet, n_folds: int, seed: int) -> np.ndarray:
+    """Fold of each row: items permuted with ``seed`` and dealt round-robin to the folds."""
+    items, inverse = np.unique(calibration.item, return_inverse=True)
+    if len(items) < n_folds:
+        raise ValueError(
+            f"Debiased(cross_fit={n_folds}).fit: expected at least {n_folds} calibration items "
+            f"(one per fold), got {len(items)}"
+        )
+    item_fold = np.empty(len(items), dtype=np.int64)
+    item_fold[np.random.default_rng(seed).permutation(len(items))] = np.arange(len(items)) % n_folds
+    return item_fold[inverse]
+
+
+def _out_of_fold_transform(
+    step: PostProcessor, data: EmbeddingSet, folds: np.ndarray, n_folds: int, index: int
+) -> EmbeddingSet:
+    """``data`` with each fold's rows transformed by a copy of ``step`` fitted without them."""
+    out: torch.Tensor | None = None
+    for fold in range(n_folds):
+        held_out = folds == fold
+        if not held_out.any():
+            continue
+        copy = PostProcessor.from_config({**step.to_config(), "fitted_meta": {}})
+        try:
+            copy.fit(data[~held_out])
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"Debiased(cross_fit={n_folds}).fit: processor step {index} "
+                f"({type(step).__name__}) fitted without fold {fold} failed: {exc}"
+            ) from exc
+        part = copy.transform(data[held_out]).embeddings.float()
+        if out is None:
+            out = torch.empty(len(data), part.shape[1])
+        out[torch.from_numpy(held_out)] = part
+    assert out is not None  # every row lies in some fold
+    return data.with_embeddings(out)
+
+
+def _n_folds(cross_fit: object) -> int:
+    if cross_fit is True:
+        return DEFAULT_FOLDS
+    if cross_fit is False:
+        return 0
+    if not isinstance(cross_fit, (int, np.integer)):
+        raise TypeError(f"cross_fit: expected a bool or a number of folds >= 2, got {cross_fit!r}")
+    if cross_fit == 1 or cross_fit < 0:
+        raise ValueError(
+            f"cross_fit: expected False, True or a number of folds >= 2, got {cross_fit}"
+        )
+    return int(cross_fit)
+
+
+def _scoring_templates(scoring: ScoringSpec | None) -> dict[str, list[ScoreNormalizer]]:
+    if scoring is None:
+        return {}
+    if isinstance(scoring, Mapping):
+        unknown = sorted(set(scoring) - set(DIRECTIONS))
+        if unknown:
+            raise ValueError(
+                f"scoring: expected direction keys in {sorted(DIRECTIONS)}, got {unknown}"
+            )
+        templates = {d: _scorer_list(spec, f"scoring[{d!r}]") for d, spec in scoring.items()}
+        return {d: t for d, t in templates.items() if t}
+    scorers = _scorer_list(scoring, "scoring")
+    return {d: scorers for d in DIRECTIONS} if scorers else {}
+
+
+def _scorer_list(spec: object, name: str) -> list[ScoreNormalizer]:
+    items = [spec] if isinstance(spec, ScoreNormalizer) else spec
+    if not isinstance(items, Sequence) or isinstance(items, str):
+        raise TypeError(
+            f"{name}: expected a ScoreNormalizer or a sequence of them, got {type(spec).__name__}"
+        )
+    for i, item in enumerate(items):
+        if not isinstance(item, ScoreNormalizer):
+            raise TypeError(f"{name}[{i}]: expected a ScoreNormalizer, got {type(item).__name__}")
+    return list(items)
+
+
+def _steps(processors: PostProcessor | None) -> list[PostProcessor]:
+    if processors is None:
+        return []
+    return list(processors.steps) if isinstance(processors, Chain) else [processors]
+
+
+def _check_sets(queries: object, gallery: object) -> None:
+    for name, value in (("queries", queries), ("gallery", gallery)):
+        if not isinstance(value, EmbeddingSet):
+            raise TypeError(f"{name}: expected an EmbeddingSet, got {type(value).__name__}")
+
+
+def _fingerprint(data: EmbeddingSet) -> str:
+    """Cheap content fingerprint: shape, dtype, the tensor's version counter (bumped by every
+    in-place edit), its storage, and ~256 sampled rows of embeddings and label columns."""
+    x = data.embeddings
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((tuple(x.shape), str(x.dtype), x._version, x.data_ptr())).encode())
+    step = max(1, len(data) // _FINGERPRINT_ROWS)
+    digest.update(x[::step].detach().float().cpu().contiguous().numpy().tobytes())
+    for name, column in data.to_columns().items():
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(column[::step]).tobytes())
+    return digest.hexdigest()
+
+
+def _substate(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _ranks_by_search(
+    retriever: Retriever,
+    queries: EmbeddingSet,
+    gallery: EmbeddingSet,
+    targets: torch.Tensor | np.ndarray,
+) -> torch.Tensor:
+    """Ranks from full-length searches in query batches (for retrievers without rank_of)."""
+    t = torch.as_tensor(targets, dtype=torch.int64)
+    if t.shape != (len(queries),):
+        raise ValueError(f"targets: expected shape ({len(queries)},), got {tuple(t.shape)}")
+    n = len(gallery)
+    batch = max(1, (1 << 22) // n)
+    ranks = torch.empty(len(queries), dtype=torch.int64)
+    for start in range(0, len(queries), batch):
+        part = queries[start : start + batch]
+        order = retriever.search(part, gallery, n).indices
+        hits = order == t[start : start + batch, None]
+        found = hits.any(dim=1)
+        ranks[start : start + batch] = torch.where(found, hits.float().argmax(dim=1) + 1, n + 1)
+    return ranks
