@@ -175,7 +175,7 @@ class Debiased:
         k = check_positive_int(k, "k")
         direction = self._direction(queries, gallery)
         if direction is None:
-            return self.retriever.search(self._transform(queries), self._processed(gallery), k)
+            return self.retriever.search(self.transform(queries), self._processed(gallery), k)
         prepared = self._prepared(gallery, direction)
         query_set, query_norms = self._query_vectors(queries, prepared, direction)
         index, radius = prepared.index(len(prepared.columns))
@@ -193,7 +193,7 @@ class Debiased:
         _check_sets(queries, gallery)
         direction = self._direction(queries, gallery)
         if direction is None:
-            query_set, index = self._transform(queries), self._processed(gallery)
+            query_set, index = self.transform(queries), self._processed(gallery)
         else:
             prepared = self._prepared(gallery, direction)
             query_set, _ = self._query_vectors(queries, prepared, direction)
@@ -213,14 +213,22 @@ class Debiased:
                 return direction
         return None
 
-    def _transform(self, data: EmbeddingSet) -> EmbeddingSet:
+    def transform(self, data: EmbeddingSet) -> EmbeddingSet:
+        """The embedding-level part: ``data`` through the fitted processors (labels kept).
+
+        Score-level methods change scores, not vectors, so they do not appear here; the
+        modality gap of a report on a ``Debiased`` is measured on this output.
+        """
+        if not isinstance(data, EmbeddingSet):
+            raise TypeError(f"data: expected an EmbeddingSet, got {type(data).__name__}")
+        self._check_is_fitted()
         return data if self.processors is None else self.processors.transform(data)
 
     def _entry(self, gallery: EmbeddingSet) -> _GalleryEntry:
         fingerprint = _fingerprint(gallery)
         entry = self._cache.get(id(gallery))
         if entry is None or entry.ref() is not gallery or entry.fingerprint != fingerprint:
-            entry = _GalleryEntry(weakref.ref(gallery), fingerprint, self._transform(gallery))
+            entry = _GalleryEntry(weakref.ref(gallery), fingerprint, self.transform(gallery))
             self._cache[id(gallery)] = entry
             while len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
@@ -246,7 +254,7 @@ class Debiased:
     def _query_vectors(
         self, queries: EmbeddingSet, prepared: _PreparedGallery, direction: str
     ) -> tuple[EmbeddingSet, torch.Tensor]:
-        rows = ScoredRows.of(self._transform(queries).normalized(), "queries")
+        rows = ScoredRows.of(self.transform(queries).normalized(), "queries")
         for stage, scorer in enumerate(self.scorers_[direction]):
             top1 = None
             if scorer.needs_top1:
