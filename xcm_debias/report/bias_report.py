@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.retrieval import Retriever
+
+if TYPE_CHECKING:
+    from xcm_debias.report.comparison import Comparison
 
 
 @dataclass
@@ -31,13 +36,90 @@ class BiasReport:
         corpus: EmbeddingSet,
         k: int = 10,
         culture_of_language: dict[str, str] | None = None,
+        *,
+        low_resource: Sequence[str] | None = None,
+        cooccurring_objects: Sequence[tuple[str, str]] | None = None,
     ) -> BiasReport:
         """Run text→image and image→text on ``corpus`` and compute every metric.
 
         Texts are queries against the images (t2i); images are queries against the
         multilingual captions (i2t). Relevance = same ``item``. ``culture_of_language`` maps a
         language to its associated culture (default: the culture equal to the language code).
+        ``low_resource`` names the languages 3XCM's LBKL@k counts as low-resource (omitted
+        when not given); ``cooccurring_objects`` lists the object pairs that co-occur in
+        training, for ODmAP@k (else a boolean ``decorrelated`` extra column is used, if any).
+        See ``xcm_debias.report.evaluate.evaluate_report``.
         """
         from xcm_debias.report.evaluate import evaluate_report
 
-        return evaluate_report(retriever, corpus, k=k, culture_of_language=culture_of_language)
+        return evaluate_report(
+            retriever,
+            corpus,
+            k=k,
+            culture_of_language=culture_of_language,
+            low_resource=low_resource,
+            cooccurring_objects=cooccurring_objects,
+        )
+
+    # ------------------------------------------------------------ comparison
+    def compare(
+        self, other: BiasReport, labels: tuple[str, str] = ("before", "after")
+    ) -> Comparison:
+        """This report (before) against ``other`` (after): values, ``after − before`` deltas and
+        a better/worse verdict per metric (direction table: ``report/families.py``)."""
+        from xcm_debias.report.comparison import Comparison
+
+        return Comparison(self, other, labels)
+
+    # ------------------------------------------------------------- rendering
+    def __str__(self) -> str:
+        """Grouped terminal tables: retrieval, language prevalence, cultural tugging,
+        consistency, hubness."""
+        from xcm_debias.report.render_text import render_text
+
+        return render_text(self)
+
+    def to_markdown(self, figure_dir: str | None = None) -> str:
+        """Markdown tables per section; ``figure_dir`` links the plots of :meth:`save_plots`."""
+        from xcm_debias.report.render_markdown import render_markdown
+
+        return render_markdown(self, figure_dir=figure_dir)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-able dict (``format``, ``version``, ``metrics``, ``details``, ``config``)."""
+        from xcm_debias.report.render_json import report_to_dict
+
+        return report_to_dict(self)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """Strict JSON (NaN as ``null``, ±inf as ``"Infinity"``); written to ``path`` when
+        given. :meth:`from_json` reads it back exactly."""
+        from xcm_debias.report.render_json import dumps, write_text
+
+        text = dumps(self.to_dict())
+        if path is not None:
+            write_text(path, text, "path")
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | Path) -> BiasReport:
+        """Read :meth:`to_json` output: a path, or the JSON text itself."""
+        from xcm_debias.report.render_json import read_json, report_from_dict
+
+        return report_from_dict(read_json(source, "source"), "source")
+
+    def to_html(self, path: str | Path | None = None) -> str:
+        """A self-contained HTML page (inline CSS, inline PNG plots, no external resource)."""
+        from xcm_debias.report.render_html import render_html
+        from xcm_debias.report.render_json import write_text
+
+        text = render_html(self)
+        if path is not None:
+            write_text(path, text, "path")
+        return text
+
+    def save_plots(self, folder: str | Path) -> list[Path]:
+        """Write each plot as ``<folder>/<name>.png``; returns the written paths."""
+        from xcm_debias.report.plots import save_plots
+
+        return save_plots(folder, self)
