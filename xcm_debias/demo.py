@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcm_debias.configs import build
+from xcm_debias.configs import build, get_config
 from xcm_debias.report import BiasReport
 from xcm_debias.report.comparison import Comparison
 from xcm_debias.retrieval import ExactRetriever
@@ -42,16 +42,21 @@ def run_demo(
         if log:
             print(message, flush=True)
 
+    get_config(config)  # an unknown name fails here, before the world is built
     start = time.perf_counter()
     say(f"world: seed {seed}, loading (first run builds and caches it)...")
     calib, test = world_calibration_test(seed=seed, n_items=n_items)
     say(f"world: calibration {calib!r}\n       test {test!r}")
     base = ExactRetriever()
     culture_map = dict(CULTURE_OF_LANGUAGE)
-    before = BiasReport.evaluate(base, test, k=k, culture_of_language=culture_map, low_resource=LOW_RESOURCE)
+    before = BiasReport.evaluate(
+        base, test, k=k, culture_of_language=culture_map, low_resource=LOW_RESOURCE
+    )
     say(f"fitting {config!r} on the calibration split...")
     fair = build(config, base).fit(calib)
-    after = BiasReport.evaluate(fair, test, k=k, culture_of_language=culture_map, low_resource=LOW_RESOURCE)
+    after = BiasReport.evaluate(
+        fair, test, k=k, culture_of_language=culture_map, low_resource=LOW_RESOURCE
+    )
     comparison = before.compare(after)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

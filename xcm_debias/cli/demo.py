@@ -18,8 +18,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "before/after table and write report.html, report.json, report.md and plots/."
         ),
     )
-    parser.add_argument("--out", default="xcm_debias_demo", help="output folder (default ./xcm_debias_demo)")
-    parser.add_argument("--seed", type=int, default=0, help="world seed (items, split, captions; default 0)")
+    parser.add_argument(
+        "--out", default="xcm_debias_demo", help="output folder (default ./xcm_debias_demo)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="world seed (items, split, captions; default 0)"
+    )
     parser.add_argument(
         "--n-items",
         type=int,
@@ -40,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_demo(args.out, seed=args.seed, n_items=args.n_items, config=args.config, k=args.k)
     print(result.comparison)
-    print(f"\nwrote {', '.join(str(p) for p in result.files[:3])} and {len(result.files) - 3} plot(s)")
+    print(
+        f"\nwrote {', '.join(str(p) for p in result.files[:3])} and {len(result.files) - 3} plot(s)"
+    )
     print(f"done in {result.seconds:.1f} s")
     return 0
