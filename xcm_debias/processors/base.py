@@ -107,7 +107,8 @@ class PostProcessor(torch.nn.Module):
         """Store a fitted tensor as a buffer (replacing any earlier one)."""
         if name in self._buffers:
             del self._buffers[name]
-        self.register_buffer(name, value.detach().clone())
+        # contiguous, as save() writes it: a reloaded buffer then computes bit-identically
+        self.register_buffer(name, value.detach().clone(memory_format=torch.contiguous_format))
 
     # ------------------------------------------------------------ transform
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:

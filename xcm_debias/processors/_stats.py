@@ -1,0 +1,280 @@
+"""Statistics shared by the embedding-level processors.
+
+Covariances (Ledoit–Wolf shrinkage), one-hot labels, group means, symmetric matrix powers and
+orthonormal bases, plus the label plumbing every processor needs (encoding string labels
+against the classes seen at fit, explicit errors for small groups, a warning for unseen ones).
+Fit statistics are computed in float64; processors store float32 buffers.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from xcm_debias.data import EmbeddingSet
+
+STAT_DTYPE = torch.float64
+SHRINKAGE_NAMES = ("ledoit-wolf", "none")
+
+
+def unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit L2 norm (all-zero rows stay zero); a new tensor."""
+    return torch.nn.functional.normalize(x, dim=1)
+
+
+def prepare(x: torch.Tensor, normalize: bool, dtype: torch.dtype = STAT_DTYPE) -> torch.Tensor:
+    """``x`` in ``dtype``, L2-normalised per row when ``normalize``; never the caller's tensor."""
+    x = x.to(dtype)
+    return unit_rows(x) if normalize else x.clone()
+
+
+def check_shrinkage(value: object, who: str) -> str | float:
+    """Validate a ``shrinkage`` argument: ``"ledoit-wolf"``, ``"none"`` or a float in [0, 1]."""
+    if isinstance(value, str):
+        if value not in SHRINKAGE_NAMES:
+            raise ValueError(
+                f"{who}: shrinkage: expected one of {SHRINKAGE_NAMES} or a number in [0, 1], "
+                f"got {value!r}"
+            )
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise TypeError(
+            f"{who}: shrinkage: expected one of {SHRINKAGE_NAMES} or a number in [0, 1], "
+            f"got {value!r}"
+        )
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{who}: shrinkage: expected a number in [0, 1], got {value}")
+    return float(value)
+
+
+def check_choice(value: object, name: str, choices: Sequence[str], who: str) -> str:
+    """Return ``value`` when it is one of ``choices``; raise naming the argument otherwise."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{who}: {name}: expected one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+def ledoit_wolf_shrinkage(x: torch.Tensor, sample_cov: torch.Tensor | None = None) -> float:
+    """Ledoit–Wolf (2004) shrinkage intensity δ of the sample covariance of rows ``x``.
+
+    With ``X`` centred, ``S = XᵀX/n``, ``μ = tr(S)/d``:
+    ``β = (Σ_n ‖x_n‖⁴ / n − ‖S‖_F²) / (d·n)``, ``δ_F = (‖S‖_F² − 2μ·tr S + dμ²)/d``,
+    ``δ = min(β, δ_F)/δ_F`` — the same estimator as ``sklearn.covariance.ledoit_wolf_shrinkage``.
+    ``sample_cov`` (``S``, when already computed) saves one Gram product.
+    """
+    n, d = x.shape
+    if d == 1:
+        return 0.0
+    xc = x - x.mean(dim=0)
+    if sample_cov is not None:
+        s_fro2 = float(sample_cov.square().sum())
+    elif n >= d:
+        s_fro2 = float((xc.T @ xc / n).square().sum())
+    else:  # ‖S‖_F² = ‖XXᵀ‖_F²/n², the smaller Gram matrix
+        s_fro2 = float((xc @ xc.T).square().sum()) / n**2
+    row_sq = xc.square().sum(dim=1)
+    trace = float(row_sq.sum()) / n
+    mu = trace / d
+    beta = (float(row_sq.square().sum()) / n - s_fro2) / (d * n)
+    delta = (s_fro2 - 2.0 * mu * trace + d * mu**2) / d
+    beta = min(beta, delta)
+    return 0.0 if beta == 0 else beta / delta
+
+
+def _intensity(x: torch.Tensor, shrinkage: str | float, sample_cov: torch.Tensor | None) -> float:
+    if shrinkage == "ledoit-wolf":
+        return ledoit_wolf_shrinkage(x, sample_cov)
+    return 0.0 if shrinkage == "none" else float(shrinkage)
+
+
+def covariance(x: torch.Tensor, shrinkage: str | float) -> tuple[torch.Tensor, float]:
+    """Covariance ``(1 − δ)·S + δ·(tr S/d)·I`` of rows ``x`` (``S`` divides by n) and δ.
+
+    ``shrinkage="ledoit-wolf"`` picks δ by :func:`ledoit_wolf_shrinkage` (sklearn's
+    ``LedoitWolf``); ``"none"`` is the plain sample covariance (δ = 0); a float is δ itself.
+    """
+    n, d = x.shape
+    xc = x - x.mean(dim=0)
+    s = xc.T @ xc / n
+    delta = _intensity(x, shrinkage, s)
+    if delta == 0.0:
+        return s, 0.0
+    mu = torch.diagonal(s).sum() / d
+    eye = torch.eye(d, dtype=s.dtype, device=s.device)
+    return (1.0 - delta) * s + delta * mu * eye, delta
+
+
+def diagonal_variance(x: torch.Tensor, shrinkage: str | float) -> torch.Tensor:
+    """Diagonal of :func:`covariance` (the Ledoit–Wolf intensity still sees the full matrix)."""
+    var = (x - x.mean(dim=0)).square().mean(dim=0)
+    delta = _intensity(x, shrinkage, None)
+    return (1.0 - delta) * var + delta * var.mean()
+
+
+def top_right_singular(x: torch.Tensor, rank: int) -> torch.Tensor:
+    """Top-``rank`` right singular vectors ``[d, rank]`` of ``x``, from its smaller Gram matrix."""
+    n, d = x.shape
+    if n >= d:
+        _, evecs = torch.linalg.eigh(x.T @ x)
+        return evecs[:, -rank:].flip(1)
+    _, evecs = torch.linalg.eigh(x @ x.T)
+    top = evecs[:, -rank:].flip(1)
+    return unit_cols(x.T @ top)
+
+
+def unit_cols(m: torch.Tensor) -> torch.Tensor:
+    """Columns scaled to unit L2 norm (all-zero columns stay zero)."""
+    return torch.nn.functional.normalize(m, dim=0)
+
+
+def sym_eig(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues and eigenvectors of a symmetric matrix (or batch), symmetrised first."""
+    return torch.linalg.eigh((s + s.mT) / 2)
+
+
+def eig_power(
+    evals: torch.Tensor, evecs: torch.Tensor, power: float, rtol: float = 1e-10
+) -> torch.Tensor:
+    """``V diag(λ^power) Vᵀ``; eigenvalues at or below ``rtol·λ_max`` count as zero (a
+    pseudo-power for negative powers, as ``torch.linalg.pinv`` does)."""
+    keep = evals > rtol * evals[..., -1:].clamp_min(0)
+    safe = torch.where(keep, evals, torch.ones_like(evals))
+    scaled = torch.where(keep, safe.pow(power), torch.zeros_like(evals))
+    return (evecs * scaled.unsqueeze(-2)) @ evecs.mT
+
+
+def sym_powers(s: torch.Tensor, powers: Sequence[float], rtol: float = 1e-10) -> list[torch.Tensor]:
+    """``[S^p for p in powers]`` of a symmetric PSD matrix (or batch), one eigendecomposition."""
+    evals, evecs = sym_eig(s)
+    return [eig_power(evals, evecs, power, rtol) for power in powers]
+
+
+def sym_power(s: torch.Tensor, power: float, rtol: float = 1e-10) -> torch.Tensor:
+    """``S^power`` of a symmetric PSD matrix (or batch); see :func:`sym_powers`."""
+    return sym_powers(s, (power,), rtol)[0]
+
+
+def orth_basis(m: torch.Tensor, rtol: float = 1e-6) -> torch.Tensor:
+    """Orthonormal basis ``[d, r]`` of the column span of ``m`` ``[d, k]``.
+
+    Singular values at or below ``rtol·σ_max`` are dropped, so one-hot covariance columns, which
+    always sum to zero, give ``r ≤ k − 1``.
+    """
+    if m.numel() == 0:
+        return m.new_zeros(m.shape[0], 0)
+    u, s, _ = torch.linalg.svd(m, full_matrices=False)
+    if s.numel() == 0 or s[0] <= 0:
+        return m.new_zeros(m.shape[0], 0)
+    return u[:, s > rtol * s[0]]
+
+
+def one_hot(codes: np.ndarray, n_classes: int, dtype: torch.dtype = STAT_DTYPE) -> torch.Tensor:
+    """``[n, n_classes]`` indicator matrix of integer codes (one column per class, never ordinal)."""
+    z = torch.zeros(len(codes), n_classes, dtype=dtype)
+    z[torch.arange(len(codes)), torch.as_tensor(codes, dtype=torch.int64)] = 1.0
+    return z
+
+
+def group_means(x: torch.Tensor, codes: np.ndarray, n_groups: int) -> torch.Tensor:
+    """``[n_groups, d]`` mean of the rows of each group (every group must be non-empty)."""
+    index = torch.as_tensor(codes, dtype=torch.int64, device=x.device)
+    sums = torch.zeros(n_groups, x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, index, x)
+    counts = torch.bincount(index, minlength=n_groups).to(x.dtype)
+    return sums / counts.unsqueeze(1)
+
+
+def classes_and_codes(
+    labels: np.ndarray, who: str, what: str, min_count: int
+) -> tuple[list[str], np.ndarray]:
+    """Sorted distinct labels and each row's code; every class must have ``min_count`` rows."""
+    classes, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    small = [(str(c), int(n)) for c, n in zip(classes, counts, strict=True) if n < min_count]
+    if small:
+        name, count = small[0]
+        raise ValueError(
+            f"{who}: expected at least {min_count} calibration rows per {what}, got {count} for "
+            f"{what} {name!r}"
+            + (f" (and {len(small) - 1} more below the minimum)" if small[1:] else "")
+        )
+    return [str(c) for c in classes], codes.astype(np.int64)
+
+
+def codes_at_transform(
+    labels: np.ndarray, classes: Sequence[str], who: str, what: str
+) -> np.ndarray:
+    """Code of each row's label among the fitted ``classes``; ``-1`` for classes not seen at fit.
+
+    Unseen classes trigger one ``UserWarning`` naming them: those rows are left unchanged.
+    """
+    lookup = {c: i for i, c in enumerate(classes)}
+    codes = np.array([lookup.get(v, -1) for v in labels.tolist()], dtype=np.int64)
+    if (codes < 0).any():
+        unseen = sorted(set(labels[codes < 0].tolist()))
+        warnings.warn(
+            f"{who}: {what} {unseen} not seen at fit ({len(classes)} fitted: {list(classes)}); "
+            f"their {int((codes < 0).sum())} row(s) are left unchanged",
+            UserWarning,
+            stacklevel=4,
+        )
+    return codes
+
+
+def apply_per_group(
+    x: torch.Tensor, codes: np.ndarray, fn: Callable[[int, torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """New tensor: rows of group k replaced by ``fn(k, rows)``; rows with code −1 kept."""
+    out = x.clone()
+    codes_t = torch.as_tensor(codes, device=x.device)
+    for k in np.unique(codes[codes >= 0]).tolist():
+        rows = (codes_t == k).nonzero().flatten()
+        out[rows] = fn(int(k), x[rows]).to(out.dtype)
+    return out
+
+
+def text_rows(calibration: EmbeddingSet, who: str) -> EmbeddingSet:
+    """The calibration's text rows; a clear error when there are none."""
+    mask = calibration.modality == "text"
+    if not mask.any():
+        raise ValueError(
+            f"{who}: expected calibration text rows (captions with a language), got none "
+            f"({len(calibration)} image rows)"
+        )
+    return calibration[mask]
+
+
+def culture_profiles(
+    calibration: EmbeddingSet, texts: EmbeddingSet, who: str
+) -> tuple[list[str], torch.Tensor]:
+    """Culture of each text row as a distribution over cultures ``[n, M]`` (float64).
+
+    A text with its own ``culture`` label is one-hot on it; otherwise it takes the culture mix of
+    its item's images (one-hot when they agree). Raises when a text row has neither.
+    """
+    images = (calibration.modality == "image") & (calibration.culture != "")
+    names = sorted((set(texts.culture.tolist()) | set(calibration.culture[images].tolist())) - {""})
+    index = {c: i for i, c in enumerate(names)}
+    item_mix: dict[str, np.ndarray] = {}
+    for item, cult in zip(
+        calibration.item[images].tolist(), calibration.culture[images].tolist(), strict=True
+    ):
+        item_mix.setdefault(item, np.zeros(len(names)))[index[cult]] += 1.0
+    profiles = np.zeros((len(texts), len(names)))
+    missing = 0
+    for row, (item, cult) in enumerate(
+        zip(texts.item.tolist(), texts.culture.tolist(), strict=True)
+    ):
+        if cult:
+            profiles[row, index[cult]] = 1.0
+        elif item in item_mix:
+            profiles[row] = item_mix[item] / item_mix[item].sum()
+        else:
+            missing += 1
+    if missing:
+        raise ValueError(
+            f"{who}: expected a 'culture' for every calibration text row (its own label or the "
+            f"cultures of its item's images), got {missing} of {len(texts)} without one"
+        )
+    return names, torch.from_numpy(profiles)

@@ -1,0 +1,267 @@
+"""LanguageAlignment: map each caption language onto a shared target, learnt from translations.
+
+The calibration set's translations — captions of one item in several languages — give, for
+every language L, pairs (caption x in L, target t of the same item). Per language a linear map
+``x ↦ x W_L`` (row convention) is fitted:
+
+* ``"ridge"`` — ``W_L = argmin ‖X_L W − T_L‖² + λ‖W − I‖²
+  = I + (X_LᵀX_L + λI)⁻¹X_Lᵀ(T_L − X_L)``: shrunk toward the identity, so a language with few
+  or noisy translations is barely moved. λ per language is chosen, when ``lam=None``, on an
+  inner item-disjoint split of the calibration items (held-out squared error over ``lam_grid``),
+  then the map is refitted on every item (a Cholesky solve). The held-out errors of all λ come
+  from one eigendecomposition of the smaller Gram matrix (``X_LᵀX_L`` or ``X_LX_Lᵀ``).
+* ``"procrustes"`` — the rigid option: ``W_L = argmin_{WᵀW = I} ‖X_L W − T_L‖ = U Vᵀ`` with
+  ``U S Vᵀ = X_LᵀT_L`` (orthogonal Procrustes as in MUSE, Conneau et al. 2018).
+
+Targets (``target``): ``"centroid"`` — the item centroid, the mean over languages of the item's
+per-language caption means (items captioned in ≥ 2 languages); or a pivot language code — the
+item's caption(s) in that language, whose own map is the identity.
+
+The fix for "insufficiently resolved" low-resource languages: their captions are pulled toward
+what the other languages say about the same item. Applies to texts only (images are the target
+space and are unchanged); needs each text's language at transform; languages unseen at fit are
+left unchanged (identity) with a warning. Rows are L2-normalised first (``normalize=True``);
+outputs are float32, not re-normalised.
+
+Reference:
+    Conneau, Lample, Ranzato, Denoyer, Jégou, "Word translation without parallel data"
+    (MUSE), ICLR 2018.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from xcm_debias._validation import check_fraction
+from xcm_debias.data import EmbeddingSet
+from xcm_debias.processors import _stats
+from xcm_debias.processors.base import PostProcessor
+
+METHODS = ("ridge", "procrustes")
+DEFAULT_LAM_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0)
+
+
+class RidgePath:
+    """Held-out errors of the ridge maps ``W(λ) = I + (XᵀX + λI)⁻¹Xᵀ(T − X)`` over many λ.
+
+    One eigendecomposition serves every λ: with ``n ≥ d`` rows, ``XᵀX = VΛVᵀ`` and
+    ``W(λ) − I = V diag(1/(Λ + λ)) VᵀXᵀ(T − X)``; with ``n < d``, ``XXᵀ = UΛUᵀ`` and
+    ``W(λ) − I = XᵀU diag(1/(Λ + λ)) Uᵀ(T − X)`` (the push-through identity). Both are kept as
+    ``left @ diag(1/(Λ + λ)) @ right``.
+    """
+
+    def __init__(self, x: torch.Tensor, t: torch.Tensor) -> None:
+        n, d = x.shape
+        if n >= d:
+            evals, evecs = torch.linalg.eigh(x.T @ x)
+            self.left, self.right = evecs, evecs.T @ (x.T @ (t - x))
+        else:
+            evals, evecs = torch.linalg.eigh(x @ x.T)
+            self.left, self.right = x.T @ evecs, evecs.T @ (t - x)
+        self.evals = evals.clamp_min(0)
+
+    def squared_errors(
+        self, x: torch.Tensor, t: torch.Tensor, lams: Sequence[float]
+    ) -> list[float]:
+        """``‖x W(λ) − t‖²`` for each λ, without forming any ``W(λ)``.
+
+        With ``R = x − t``, ``P = x·left``, ``Q = right`` and ``D = diag(1/(Λ + λ))``:
+        ``‖R + PDQ‖² = ‖R‖² + 2·Σ_i D_i (PᵀRQᵀ)_ii + Σ_ij D_i D_j (PᵀP)_ij (QQᵀ)_ij``.
+        """
+        r = x - t
+        p = x @ self.left
+        linear = ((r @ self.right.T) * p).sum(dim=0)
+        quadratic = (p.T @ p) * (self.right @ self.right.T)
+        base = float(r.square().sum())
+        errors = []
+        for lam in lams:
+            dd = 1.0 / (self.evals + lam)
+            errors.append(base + 2.0 * float(dd @ linear) + float(dd @ quadratic @ dd))
+        return errors
+
+
+def ridge_map(x: torch.Tensor, t: torch.Tensor, lam: float) -> torch.Tensor:
+    """``I + (XᵀX + λI)⁻¹Xᵀ(T − X)`` by a Cholesky solve (λ > 0 keeps the system definite)."""
+    n, d = x.shape
+    residual = t - x
+    if n >= d:
+        factor = torch.linalg.cholesky(x.T @ x + lam * torch.eye(d, dtype=x.dtype))
+        delta = torch.cholesky_solve(x.T @ residual, factor)
+    else:  # push-through: (XᵀX + λI)⁻¹Xᵀ = Xᵀ(XXᵀ + λI)⁻¹
+        factor = torch.linalg.cholesky(x @ x.T + lam * torch.eye(n, dtype=x.dtype))
+        delta = x.T @ torch.cholesky_solve(residual, factor)
+    return torch.eye(d, dtype=x.dtype) + delta
+
+
+def procrustes(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Orthogonal ``W`` minimising ``‖x W − t‖_F``: ``U Vᵀ`` from ``svd(xᵀt)``."""
+    u, _, vh = torch.linalg.svd(x.T @ t)
+    return u @ vh
+
+
+class LanguageAlignment(PostProcessor):
+    """Per-language linear map onto the item centroid (or a pivot language), from translations.
+
+    Args:
+        method: ``"ridge"`` (default) or ``"procrustes"``.
+        target: ``"centroid"`` or a pivot language code present in the calibration captions.
+        lam: ridge strength λ (same for every language; in units of unit-norm rows, so λ is
+            comparable to a number of captions); ``None`` picks λ per language from ``lam_grid``
+            on an inner item-disjoint split.
+        lam_grid: candidate λ values when ``lam=None``.
+        val_size: share of each language's items held out to choose λ.
+        seed: seed of the inner split.
+        normalize: L2-normalise rows before fitting and transforming.
+
+    Labels: calibration text rows need ``language`` and ``item`` (shared across translations);
+    transform needs ``language``.
+    """
+
+    needs = ("language",)
+    apply_to = ("text",)
+
+    def __init__(
+        self,
+        method: str = "ridge",
+        target: str = "centroid",
+        lam: float | None = None,
+        lam_grid: Sequence[float] = DEFAULT_LAM_GRID,
+        val_size: float = 0.25,
+        seed: int = 0,
+        normalize: bool = True,
+    ) -> None:
+        super().__init__()
+        self.method = method
+        self.target = target
+        self.lam = lam
+        self.lam_grid = tuple(lam_grid)
+        self.val_size = val_size
+        self.seed = seed
+        self.normalize = normalize
+
+    def _who(self, step: str) -> str:
+        return f"LanguageAlignment(method={self.method!r}, target={self.target!r}).{step}"
+
+    def _check_params(self, who: str) -> None:
+        _stats.check_choice(self.method, "method", METHODS, who)
+        if not isinstance(self.target, str) or not self.target:
+            raise ValueError(
+                f"{who}: target: expected 'centroid' or a language code, got {self.target!r}"
+            )
+        for name, values in (
+            ("lam", () if self.lam is None else (self.lam,)),
+            ("lam_grid", self.lam_grid),
+        ):
+            for v in values:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v) > 0:
+                    raise ValueError(f"{who}: {name}: expected positive numbers, got {v!r}")
+        if self.lam is None and not self.lam_grid:
+            raise ValueError(
+                f"{who}: lam_grid: expected at least one value when lam=None, got none"
+            )
+        check_fraction(self.val_size, f"{who}: val_size")
+
+    def _fit(self, calibration: EmbeddingSet) -> None:
+        who = self._who("fit")
+        self._check_params(who)
+        texts = _stats.text_rows(calibration, who)
+        texts.require_label("language", who, "calibration text row")
+        languages, codes = _stats.classes_and_codes(texts.language, who, "language", 1)
+        if self.target != "centroid" and self.target not in languages:
+            raise ValueError(
+                f"{who}: target: pivot language {self.target!r} has no calibration captions; "
+                f"languages present: {languages}"
+            )
+        x = _stats.prepare(texts.embeddings, self.normalize)
+        items, item_codes = np.unique(texts.item, return_inverse=True)
+        targets, has_target = self._targets(x, codes, item_codes, len(items), languages)
+        rng = np.random.default_rng(self.seed)
+        maps, lams = [], {}
+        for lang, name in enumerate(languages):
+            if name == self.target:
+                maps.append(torch.eye(x.shape[1], dtype=x.dtype))
+                continue
+            rows = np.flatnonzero((codes == lang) & has_target[item_codes])
+            if len(rows) < 2:
+                raise ValueError(
+                    f"{who}: expected at least 2 captions in language {name!r} whose item also "
+                    f"has a target ({self.target}), got {len(rows)}: LanguageAlignment learns "
+                    "from translations (captions of one item in several languages)"
+                )
+            xl, tl = x[rows], targets[item_codes[rows]]
+            if self.method == "procrustes":
+                maps.append(procrustes(xl, tl))
+                continue
+            lam = float(self.lam) if self.lam is not None else None
+            if lam is None:
+                lam = self._choose_lam(xl, tl, item_codes[rows], rng, name, who)
+            lams[name] = lam
+            maps.append(ridge_map(xl, tl, lam))
+        self.set_state("maps", torch.stack(maps).float())
+        self.fitted_meta = {"languages": languages}
+        if lams:
+            self.fitted_meta["lam"] = lams
+
+    def _targets(
+        self,
+        x: torch.Tensor,
+        codes: np.ndarray,
+        item_codes: np.ndarray,
+        n_items: int,
+        languages: list[str],
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """Per-item target ``[n_items, d]`` and whether each item has one."""
+        k = len(languages)
+        cell = item_codes * k + codes  # one cell per (item, language)
+        cells, cell_codes = np.unique(cell, return_inverse=True)
+        cell_means = _stats.group_means(x, cell_codes, len(cells))
+        cell_item, cell_lang = cells // k, cells % k
+        if self.target == "centroid":
+            # every item has at least one caption, so every group below is non-empty
+            n_lang = np.bincount(cell_item, minlength=n_items)
+            return _stats.group_means(cell_means, cell_item, n_items), n_lang >= 2
+        pivot = languages.index(self.target)
+        targets = torch.zeros(n_items, x.shape[1], dtype=x.dtype)
+        chosen = cell_lang == pivot
+        targets[torch.from_numpy(cell_item[chosen])] = cell_means[torch.from_numpy(chosen)]
+        has = np.zeros(n_items, dtype=bool)
+        has[cell_item[chosen]] = True
+        return targets, has
+
+    def _choose_lam(
+        self,
+        xl: torch.Tensor,
+        tl: torch.Tensor,
+        row_items: np.ndarray,
+        rng: np.random.Generator,
+        name: str,
+        who: str,
+    ) -> float:
+        """λ minimising held-out ``‖X W − T‖²`` on an item-disjoint split of this language."""
+        items = np.unique(row_items)
+        if len(items) < 2:
+            raise ValueError(
+                f"{who}: choosing lam needs captions of at least 2 items in language {name!r}, "
+                f"got {len(items)}; pass lam explicitly"
+            )
+        n_val = min(max(int(round(self.val_size * len(items))), 1), len(items) - 1)
+        val_items = rng.permutation(items)[:n_val]
+        val = np.isin(row_items, val_items)
+        train_x, train_t = xl[~val], tl[~val]
+        val_x, val_t = xl[val], tl[val]
+        path = RidgePath(train_x, train_t)
+        errors = path.squared_errors(val_x, val_t, self.lam_grid)
+        return float(self.lam_grid[int(np.argmin(errors))])
+
+    def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
+        x = _stats.prepare(x, self.normalize, torch.float32)
+        codes = _stats.codes_at_transform(
+            data.language, self.fitted_meta["languages"], self._who("transform"), "languages"
+        )
+        return _stats.apply_per_group(x, codes, lambda lang, rows: rows @ self.maps[lang])
+
+
+__all__ = ["METHODS", "LanguageAlignment", "RidgePath", "procrustes", "ridge_map"]
