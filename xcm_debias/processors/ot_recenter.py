@@ -97,7 +97,10 @@ class OTRecenter(PostProcessor):
         weighting: barycenter weights, ``"uniform"`` over groups or by ``"count"`` of rows.
         apply_to: modalities changed; ``None`` = ``("text",)`` for languages, both for modality.
         normalize: L2-normalise rows before fitting and transforming.
-        tol, max_iter: stopping rule of the barycenter fixed point.
+        tol, max_iter: stopping rule of the barycenter fixed point (relative Frobenius change
+            of the barycenter covariance). With thousands of rows per group it converges in 2–3
+            iterations; with ~60 rows per group in 512-d (Ledoit–Wolf covariances far apart) it
+            takes ~17 iterations at ``tol=1e-6`` (~5 s for 9 groups on 2 cores).
 
     Labels: ``groups="language"`` needs ``language`` on calibration texts and at transform.
     """
@@ -111,7 +114,7 @@ class OTRecenter(PostProcessor):
         weighting: str = "uniform",
         apply_to: Sequence[str] | None = None,
         normalize: bool = True,
-        tol: float = 1e-9,
+        tol: float = 1e-6,
         max_iter: int = 200,
     ) -> None:
         super().__init__()

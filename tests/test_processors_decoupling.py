@@ -1,0 +1,119 @@
+"""CultureLanguageDecoupler: LEACE parity, exact constraints, confounding, a hand-built case."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from concept_erasure.leace import LeaceFitter
+from synthetic_processors import make_texts, make_world
+
+from xcm_debias import EmbeddingSet
+from xcm_debias.processors import CultureLanguageDecoupler, LanguageProjection, PostProcessor
+
+
+def _cross_cov(x: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
+    _, codes = np.unique(labels, return_inverse=True)
+    z = torch.nn.functional.one_hot(torch.as_tensor(codes)).to(x.dtype)
+    return (x - x.mean(0)).T @ (z - z.mean(0)) / len(x)
+
+
+def test_oblique_without_culture_signal_is_leace() -> None:
+    data, x, codes = make_texts(300, 10, seed=1)
+    data = data.with_labels(culture=["any"] * len(data))  # one culture: Σ_xy = 0
+    ours = CultureLanguageDecoupler(shrinkage="none").fit(data).transform(data).embeddings.double()
+    z = torch.nn.functional.one_hot(torch.as_tensor(codes)).double()
+    eraser = LeaceFitter.fit(x, z, shrinkage=False, constrain_cov_trace=False, svd_tol=1e-9).eraser
+    torch.testing.assert_close(ours, eraser(x), atol=1e-5, rtol=0)
+    leace = LanguageProjection(method="leace", apply_to=("text",)).fit(data).transform(data)
+    oblique = CultureLanguageDecoupler().fit(data).transform(data)  # both Ledoit–Wolf
+    torch.testing.assert_close(oblique.embeddings, leace.embeddings, atol=1e-5, rtol=0)
+
+
+def test_oblique_removes_language_and_keeps_culture_covariance_exactly() -> None:
+    world = make_world(n_items=60, dim=12, tug=0.4, culture_strength=0.8, seed=2)
+    texts = world.texts
+    # each caption's culture is its item's image culture
+    culture_of = dict(zip(world.images.item.tolist(), world.images.culture.tolist(), strict=True))
+    cultures = np.array([culture_of[i] for i in texts.item])
+    out = CultureLanguageDecoupler().fit(world).transform(texts).embeddings.double()
+    x = texts.embeddings.double()
+    assert _cross_cov(x, texts.language).abs().max() > 1e-2
+    torch.testing.assert_close(
+        _cross_cov(out, texts.language), torch.zeros(12, 3, dtype=torch.float64), atol=1e-6, rtol=0
+    )
+    torch.testing.assert_close(
+        _cross_cov(out, cultures), _cross_cov(x, cultures), atol=1e-6, rtol=0
+    )
+    # plain LEACE, by contrast, changes the culture covariance
+    leace = LanguageProjection(apply_to=("text",)).fit(world).transform(texts).embeddings.double()
+    assert (_cross_cov(leace, cultures) - _cross_cov(x, cultures)).abs().max() > 1e-3
+
+
+def test_oblique_refuses_confounded_language_and_culture() -> None:
+    data, _, _ = make_texts(90, 8, seed=3)
+    confounded = data.with_labels(culture=data.language)  # every 'de' caption is culture 'de'
+    with pytest.raises(ValueError, match=r"confounded.*every 'de' caption has culture 'de'"):
+        CultureLanguageDecoupler().fit(confounded)
+
+
+def test_orthogonal_hand_built_case_returns_the_content() -> None:
+    # dims: e0 culture (and part of language), e1 language only, e2..e5 content
+    g = torch.Generator().manual_seed(4)
+    n_items, a, b = 20, 0.5, 0.3
+    content = torch.zeros(n_items, 6, dtype=torch.float64)
+    content[:, 2:] = torch.randn(n_items, 4, generator=g, dtype=torch.float64)
+    e0, e1 = torch.eye(6, dtype=torch.float64)[0], torch.eye(6, dtype=torch.float64)[1]
+    images = torch.cat([content + a * e0, content - a * e0])
+    captions = torch.cat([content + b * (e0 + e1), content - b * (e0 + e1)])
+    items = [f"i{i}" for i in range(n_items)] * 2
+    data = EmbeddingSet.concat(
+        [
+            EmbeddingSet(
+                images, modality="image", item=items, culture=["A"] * n_items + ["B"] * n_items
+            ),
+            EmbeddingSet(
+                captions, modality="text", item=items, language=["de"] * n_items + ["sw"] * n_items
+            ),
+        ]
+    )
+    proc = CultureLanguageDecoupler(method="orthogonal", normalize=False).fit(data)
+    assert proc.fitted_meta["culture_basis"] == "within-item"
+    torch.testing.assert_close(proc.basis.abs().double(), e1[:, None], atol=1e-6, rtol=0)  # U_L⊥
+    torch.testing.assert_close(
+        proc.preference.double(), torch.stack([b * e0, -b * e0]), atol=1e-6, rtol=0
+    )
+    out = proc.transform(data)
+    torch.testing.assert_close(
+        out.embeddings[2 * n_items :].double(), torch.cat([content, content]), atol=1e-6, rtol=0
+    )
+    torch.testing.assert_close(out.embeddings[: 2 * n_items], images.float())  # images untouched
+
+
+def test_orthogonal_falls_back_to_group_means_without_multi_image_items() -> None:
+    world = make_world(n_items=30, dim=10, images_per_item=1)
+    proc = CultureLanguageDecoupler(method="orthogonal").fit(world)
+    assert proc.fitted_meta["culture_basis"] == "group-means"
+    assert proc.fitted_meta["language_basis"] == "within-item"
+    assert proc.fitted_meta["culture_rank"] == 2 and proc.fitted_meta["language_rank"] == 2
+
+
+def test_errors_are_explicit() -> None:
+    world = make_world(n_items=12, dim=6)
+    with pytest.raises(ValueError, match="texts only"):
+        CultureLanguageDecoupler(method="orthogonal", apply_to=("text", "image")).fit(world)
+    texts_only = world.texts
+    with pytest.raises(ValueError, match="expected a 'culture' for every calibration text row"):
+        CultureLanguageDecoupler().fit(texts_only)
+    with pytest.raises(ValueError, match="expected calibration image rows"):
+        CultureLanguageDecoupler(method="orthogonal").fit(texts_only)
+    with pytest.raises(ValueError, match="method"):
+        CultureLanguageDecoupler(method="stiefel").fit(world)
+
+
+@pytest.mark.parametrize("method", ["oblique", "orthogonal"])
+def test_save_load_gives_identical_outputs(method: str, tmp_path: object) -> None:
+    world = make_world(n_items=24, dim=8, images_per_item=2)
+    proc = CultureLanguageDecoupler(method=method).fit(world)
+    loaded = PostProcessor.load(proc.save(tmp_path / "d.safetensors"))  # type: ignore[operator]
+    assert torch.equal(loaded.transform(world).embeddings, proc.transform(world).embeddings)
