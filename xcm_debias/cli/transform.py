@@ -14,8 +14,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=(
             "Stream every .npy shard of INPUT (a clip-retrieval folder: img_emb/, text_emb/, "
             "metadata/; or a plain folder of .npy shards with --modality) through the fitted "
-            "pipeline PIPELINE (a .safetensors file written by `xcm-debias fit` or "
-            "PostProcessor.save) into OUTPUT. Each shard is written atomically; rerunning after "
+            "pipeline PIPELINE (a .safetensors file written by "
+            "PostProcessor.save, e.g. fair.processors.save(path)) into OUTPUT. Each shard is written atomically; rerunning after "
             "a crash skips finished shards."
         ),
     )
