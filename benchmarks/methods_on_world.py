@@ -1,0 +1,524 @@
+"""Every debiasing method alone, and the recommended chain, on the embedded world.
+
+Usage::
+
+    python benchmarks/methods_on_world.py                      # seeds 0 1 2, every method
+    python benchmarks/methods_on_world.py --seeds 0 --only baseline recommended
+
+For each world seed, each configuration is fitted on the world's calibration split (60 items)
+and measured on its test split (240 items: 240 caption queries per language, 1920 image
+queries) with ``BiasReport``. Prints the table (mean ± std over seeds), checks the recommended
+chain against the targets of the "debiasing methods" issue, writes every metric per seed to
+``benchmarks/results/methods_on_world.json`` and the tables into ``docs/methods/README.md``.
+
+Targets (recommended chain, means over seeds):
+
+* own-culture@1 within ``max(0.05, 2·SE)`` of chance for every language, ``SE =
+  sqrt(p(1 − p)/n)`` at chance ``p`` with that language's number of queries ``n`` (per seed);
+* image→text language TV@1 ≤ ``max(0.05, q95)``, ``q95`` the 95th percentile of TV under exact
+  balance (top-1 languages drawn from the gallery's language mix for as many image queries as
+  the test split has; simulated);
+* MRV at most half the baseline's, both directions;
+* recall@1 no more than 1 point below the baseline, overall and per group (text→image per query
+  language, image→text per image culture), both directions;
+* hubness skew@10 not above the baseline's, both directions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xcm_debias import BiasReport, ExactRetriever
+from xcm_debias.configs import build, get_config
+from xcm_debias.worlds import CULTURE_OF_LANGUAGE, LOW_RESOURCE, world_calibration_test
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "methods_on_world.json"
+README = ROOT / "docs" / "methods" / "README.md"
+TOLERANCE = 0.05
+RECALL_DROP = 0.01
+N_SIMULATIONS = 20_000
+
+
+def _proc(name: str, **params: Any) -> dict[str, Any]:
+    return {"processors": [{"class": name, "params": params}], "scoring": []}
+
+
+def _score(name: str, **params: Any) -> dict[str, Any]:
+    return {"processors": [], "scoring": [{"class": name, "params": params}]}
+
+
+# name -> (config, docs page). Defaults as each class ships them, unless the DESIGN names one.
+METHODS: dict[str, tuple[dict[str, Any], str]] = {
+    "baseline": ({"processors": [], "scoring": []}, ""),
+    "LanguageProjection center": (
+        _proc("LanguageProjection", method="center"),
+        "language_projection.md",
+    ),
+    "LanguageProjection subspace": (
+        _proc("LanguageProjection", method="subspace"),
+        "language_projection.md",
+    ),
+    "LanguageProjection leace": (
+        _proc("LanguageProjection", method="leace"),
+        "language_projection.md",
+    ),
+    "LanguageProjection lir": (_proc("LanguageProjection", method="lir"), "language_projection.md"),
+    "LanguageAlignment ridge": (
+        _proc("LanguageAlignment", method="ridge"),
+        "language_alignment.md",
+    ),
+    "LanguageAlignment procrustes": (
+        _proc("LanguageAlignment", method="procrustes"),
+        "language_alignment.md",
+    ),
+    "Decoupler oblique": (_proc("CultureLanguageDecoupler", method="oblique"), "decoupling.md"),
+    "Decoupler orthogonal": (
+        _proc("CultureLanguageDecoupler", method="orthogonal"),
+        "decoupling.md",
+    ),
+    "OTRecenter language mean": (
+        _proc("OTRecenter", groups="language", method="mean"),
+        "ot_recenter.md",
+    ),
+    "OTRecenter modality mean": (
+        _proc("OTRecenter", groups="modality", method="mean"),
+        "ot_recenter.md",
+    ),
+    "InvGC": (_proc("InvGC"), "invgc.md"),
+    "InvertedSoftmax": (_score("InvertedSoftmax"), "inverted_softmax.md"),
+    "QBNorm": (_score("QBNorm"), "qb_norm.md"),
+    "DualInvertedSoftmax": (_score("DualInvertedSoftmax"), "dual_inverted_softmax.md"),
+    "DualInvertedSoftmax dynamic": (
+        _score("DualInvertedSoftmax", dynamic=True),
+        "dual_inverted_softmax.md",
+    ),
+    "CSLS": (_score("CSLS"), "csls.md"),
+    "SinkhornNorm": (_score("SinkhornNorm"), "sinkhorn.md"),
+    "GroupBalance": (_score("GroupBalance"), "group_balance.md"),
+    "recommended": (get_config("recommended"), "debiased.md"),
+}
+
+_LA = {"class": "LanguageAlignment", "params": {"method": "ridge", "target": "centroid"}}
+_LEACE = {"class": "LanguageProjection", "params": {"method": "leace"}}
+_IS = {"class": "InvertedSoftmax", "params": {"beta": 20.0}}
+_GB = {"class": "GroupBalance", "params": {"temperature": 0.02}}
+
+
+def _stage(name: str, **params: Any) -> dict[str, Any]:
+    return {"class": name, "params": params}
+
+
+def _split(
+    processors: list[dict[str, Any]],
+    i2t: list[dict[str, Any]],
+    cross_fit: int = 5,
+    t2i: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "processors": processors,
+        "scoring": {"t2i": t2i or [_GB], "i2t": i2t},
+        "cross_fit": cross_fit,
+    }
+
+
+# Candidates for "recommended", scored on the tuning seeds (never on the reported ones).
+TUNING: dict[str, dict[str, Any]] = {
+    "previous: LA|LEACE; IS+GB both; cf5": {
+        "processors": [_LA, _LEACE],
+        "scoring": [_IS, _GB],
+        "cross_fit": 5,
+    },
+    "LA|LEACE; IS+GB both; no cross-fit": {"processors": [_LA, _LEACE], "scoring": [_IS, _GB]},
+    "LA; IS+GB both; cf5": {"processors": [_LA], "scoring": [_IS, _GB], "cross_fit": 5},
+    "LA; GB both; cf5": {"processors": [_LA], "scoring": [_GB], "cross_fit": 5},
+    "LA; t2i GB; i2t IS+GB; cf5": _split([_LA], [_IS, _GB]),
+    "LA; t2i GB; i2t IS+GB; cf10": _split([_LA], [_IS, _GB], 10),
+    "LA; t2i GB; i2t IS+GB; cf20": _split([_LA], [_IS, _GB], 20),
+    "LA; t2i GB; i2t IS(β=10)+GB; cf5": _split([_LA], [_stage("InvertedSoftmax", beta=10.0), _GB]),
+    "LA; t2i GB; i2t IS(β=40)+GB; cf5": _split([_LA], [_stage("InvertedSoftmax", beta=40.0), _GB]),
+    "LA; t2i GB; i2t IS+GB(τ=0.01); cf5": _split(
+        [_LA], [_IS, _stage("GroupBalance", temperature=0.01)]
+    ),
+    "LA; t2i GB; i2t IS+GB(τ=0.005); cf5 (chosen)": _split(
+        [_LA], [_IS, _stage("GroupBalance", temperature=0.005)]
+    ),
+    "LA; t2i GB; i2t IS+GB(τ=0.002); cf5": _split(
+        [_LA], [_IS, _stage("GroupBalance", temperature=0.002)]
+    ),
+    "LA; t2i GB; i2t CSLS+GB; cf5": _split([_LA], [_stage("CSLS"), _GB]),
+    "LA; t2i GB; i2t GB; cf5": _split([_LA], [_GB]),
+    "LA|OTRecenter(language, mean); t2i GB; i2t IS+GB; cf5": _split(
+        [_LA, _stage("OTRecenter", groups="language", method="mean")], [_IS, _GB]
+    ),
+    "LA|OTRecenter(modality, mean); t2i GB; i2t IS+GB; cf5": _split(
+        [_LA, _stage("OTRecenter", groups="modality", method="mean")], [_IS, _GB]
+    ),
+    "LA|Decoupler(oblique); t2i GB; i2t IS+GB; cf5": _split(
+        [_LA, _stage("CultureLanguageDecoupler", method="oblique")], [_IS, _GB]
+    ),
+    "LA|Decoupler(orthogonal); t2i GB; i2t IS+GB; cf5": _split(
+        [_LA, _stage("CultureLanguageDecoupler", method="orthogonal")], [_IS, _GB]
+    ),
+}
+TUNING_COLUMNS = (
+    "t2i/recall@1",
+    "i2t/recall@1",
+    "t2i/own_culture_max_abs_excess@1",
+    "i2t/language_tv@1",
+    "i2t/hubness_skew@10",
+)
+
+COLUMNS: dict[str, str] = {
+    "t2i/recall@1": "t2i R@1",
+    "i2t/recall@1": "i2t R@1",
+    "t2i/recall@1/low_resource": "sw/vi t2i R@1",
+    "t2i/own_culture_excess@1": "own-culture excess@1",
+    "t2i/own_culture_max_abs_excess@1": "max_l |own − chance|",
+    "i2t/language_tv@1": "i2t language TV@1",
+    "t2i/mrv": "t2i MRV",
+    "i2t/mrv": "i2t MRV",
+    "t2i/hubness_skew@10": "t2i skew@10",
+    "i2t/hubness_skew@10": "i2t skew@10",
+}
+
+
+def evaluate(config: dict[str, Any], seed: int) -> dict[str, float]:
+    """Fit ``config`` on world ``seed``'s calibration split, report on its test split."""
+    calib, test = world_calibration_test(seed=seed)
+    retriever: Any = ExactRetriever()
+    if config.get("processors") or config.get("scoring"):
+        retriever = build(config, retriever).fit(calib)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = BiasReport.evaluate(
+            retriever,
+            test,
+            k=10,
+            culture_of_language=dict(CULTURE_OF_LANGUAGE),
+            low_resource=LOW_RESOURCE,
+        )
+    metrics = {k: float(v) for k, v in report.metrics.items()}
+    metrics.update(derived(metrics))
+    metrics["n/t2i_queries_per_language"] = float(len(test.texts) / len(test.languages()))
+    metrics["n/i2t_queries"] = float(len(test.images))
+    return metrics
+
+
+def derived(metrics: dict[str, float]) -> dict[str, float]:
+    """Columns the report does not hold: low-resource recall, worst |own − chance|."""
+    low = [metrics[f"t2i/recall@1/lang={lang}"] for lang in LOW_RESOURCE]
+    excess = [v for k, v in metrics.items() if k.startswith("t2i/own_culture_excess@1/lang=")]
+    return {
+        "t2i/recall@1/low_resource": float(np.mean(low)),
+        "t2i/own_culture_max_abs_excess@1": float(np.max(np.abs(excess))),
+    }
+
+
+def tv_balance_quantile(shares: np.ndarray, n_queries: int, q: float = 0.95) -> float:
+    """``q``-quantile of the TV between a multinomial draw of top-1 languages and ``shares``."""
+    rng = np.random.default_rng(0)
+    counts = rng.multinomial(n_queries, shares, size=N_SIMULATIONS)
+    tv = 0.5 * np.abs(counts / n_queries - shares).sum(axis=1)
+    return float(np.quantile(tv, q))
+
+
+def tv_item_null_quantile(
+    shares: np.ndarray, n_items: int, per_item: int, q: float = 0.95
+) -> float:
+    """Same null when all ``per_item`` images of an item share their top-1 language."""
+    rng = np.random.default_rng(0)
+    counts = rng.multinomial(n_items, shares, size=N_SIMULATIONS) * per_item
+    tv = 0.5 * np.abs(counts / (n_items * per_item) - shares).sum(axis=1)
+    return float(np.quantile(tv, q))
+
+
+def mean_std(runs: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    keys = set.intersection(*(set(r) for r in runs))
+    mean = {k: float(np.mean([r[k] for r in runs])) for k in sorted(keys)}
+    std = {k: float(np.std([r[k] for r in runs])) for k in sorted(keys)}
+    return mean, std
+
+
+def check_targets(base: dict[str, float], rec: dict[str, float]) -> list[tuple[str, bool, str]]:
+    """The issue's targets for the recommended chain (means over seeds) against the baseline."""
+    checks: list[tuple[str, bool, str]] = []
+    n = int(rec["n/t2i_queries_per_language"])
+    worst = []
+    ok = True
+    for key in sorted(k for k in rec if k.startswith("t2i/own_culture@1/lang=")):
+        lang = key.split("=")[-1]
+        p = rec[f"t2i/own_culture_chance/lang={lang}"]
+        bound = max(TOLERANCE, 2 * math.sqrt(p * (1 - p) / n))
+        gap = rec[key] - p
+        ok &= abs(gap) <= bound
+        worst.append(f"{lang} {gap:+.3f}")
+    checks.append(
+        (
+            f"own-culture@1 within max(0.05, 2SE)={bound:.3f} of chance, every language",
+            ok,
+            ", ".join(worst),
+        )
+    )
+    shares = np.array(
+        [v for k, v in sorted(rec.items()) if k.startswith("i2t/gallery_language_share/lang=")]
+    )
+    q95 = tv_balance_quantile(shares / shares.sum(), int(rec["n/i2t_queries"]))
+    bound = max(TOLERANCE, q95)
+    tv = rec["i2t/language_tv@1"]
+    n_items = int(rec["n/i2t_queries"]) // 8
+    item_q95 = tv_item_null_quantile(shares / shares.sum(), n_items, 8)
+    checks.append(
+        (
+            f"i2t language TV@1 ≤ max(0.05, q95 under balance = {q95:.3f})",
+            tv <= bound,
+            f"{tv:.3f} (baseline {base['i2t/language_tv@1']:.3f}; for context, q95 if all 8 "
+            f"images of an item shared their top-1 language: {item_q95:.3f})",
+        )
+    )
+    for d in ("t2i", "i2t"):
+        b, r = base[f"{d}/mrv"], rec[f"{d}/mrv"]
+        checks.append((f"{d} MRV ≤ ½ baseline", r <= 0.5 * b, f"{r:.2f} vs {b:.2f}"))
+    for d, group in (("t2i", "lang"), ("i2t", "culture")):
+        b, r = base[f"{d}/recall@1"], rec[f"{d}/recall@1"]
+        checks.append(
+            (
+                f"{d} recall@1 ≥ baseline − 0.01 (overall)",
+                r >= b - RECALL_DROP,
+                f"{r:.3f} vs {b:.3f} ({100 * (r - b):+.1f} pts)",
+            )
+        )
+        bad = []
+        for key in sorted(k for k in base if re.fullmatch(rf"{d}/recall@1/{group}=\w+", k)):
+            delta = rec[key] - base[key]
+            if delta < -RECALL_DROP:
+                bad.append(f"{key.split('=')[-1]} {base[key]:.3f}→{rec[key]:.3f}")
+        checks.append(
+            (
+                f"{d} recall@1 ≥ baseline − 0.01 for every {group}",
+                not bad,
+                "all within" if not bad else "; ".join(bad),
+            )
+        )
+    for d in ("t2i", "i2t"):
+        b, r = base[f"{d}/hubness_skew@10"], rec[f"{d}/hubness_skew@10"]
+        checks.append((f"{d} hubness skew@10 ≤ baseline", r <= b, f"{r:.2f} vs {b:.2f}"))
+    return checks
+
+
+NOTES = """**Why image→text language TV stays above 0.05.** After LanguageAlignment an image's
+captions in the nine languages are near ties, so its top-1 language turns on tiny item-level
+residuals, and the 8 images of an item tend to pick the same language (the most common top-1
+language of an item's images holds 0.62–0.63 of them on seeds 10–11, against 0.31 for
+independent draws): GroupBalance's
+per-language offsets are estimated from ~60 effective calibration draws and do not carry to the
+test items (seed 10, alignment then GroupBalance without cross-fitting: hard top-1 TV on the
+calibration rows themselves 0.007 at τ = 0.001, on test 0.147; τ = 0.02 → 0.001 changes the
+test TV little). Without alignment GroupBalance alone reaches TV ≈ 0.05 but
+costs image→text recall (its row above: 0.773 → 0.648) and leaves sw/vi text→image recall at
+0.02. More folds help (cf20 is the best
+candidate on TV) but `Debiased` needs at least one calibration item per fold, and the
+recommended chain must fit the demo's and the tests' small calibration sets (8–15 items), so it
+keeps 5 folds. The previous default's LEACE step raised image→text TV (0.29) and removed
+nothing GroupBalance does not; an inverted softmax before text→image GroupBalance pushed German
+own-culture@1 to +0.12 over chance (seed 10)."""
+
+
+def run_tuning(seeds: list[int]) -> list[dict[str, Any]]:
+    """Every TUNING candidate on the tuning seeds: key means and the targets it passes."""
+    base = mean_std([evaluate(METHODS["baseline"][0], s) for s in seeds])[0]
+    rows: list[dict[str, Any]] = [
+        {
+            "name": "baseline",
+            "config": METHODS["baseline"][0],
+            "mean": base,
+            "failed": [],
+            "passed": None,
+            "n_targets": None,
+        }
+    ]
+    for name, config in TUNING.items():
+        mean = mean_std([evaluate(config, s) for s in seeds])[0]
+        checks = check_targets(base, mean)
+        failed = [label for label, ok, _ in checks if not ok]
+        rows.append(
+            {
+                "name": name,
+                "config": config,
+                "mean": mean,
+                "failed": failed,
+                "passed": len(checks) - len(failed),
+                "n_targets": len(checks),
+            }
+        )
+        cells = " ".join(f"{mean[k]:.3f}" for k in TUNING_COLUMNS)
+        print(f"  {name:58s} {cells}  {len(checks) - len(failed)}/{len(checks)}", flush=True)
+    return rows
+
+
+def tuning_markdown(rows: list[dict[str, Any]], seeds: list[int]) -> list[str]:
+    lines = [
+        "",
+        "## How the recommended chain was chosen",
+        "",
+        f"Candidates fitted on the calibration split and scored on the test split of the tuning "
+        f"world seeds {', '.join(map(str, seeds))} (means), never on the reported seeds; the "
+        "same targets, against the baseline on those seeds. LA = LanguageAlignment (ridge, "
+        "item centroid), IS = InvertedSoftmax (β = 20 unless said), GB = GroupBalance "
+        "(τ = 0.02 unless said), cfF = cross-fitting with F folds.",
+        "",
+        "| candidate | t2i R@1 | i2t R@1 | max_l \\|own − chance\\| (per seed) | i2t TV@1 "
+        "| i2t skew@10 | targets passed | failed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        mean = row["mean"]
+        cells = " | ".join(f"{mean[k]:.3f}" for k in TUNING_COLUMNS)
+        failed = "; ".join(f.split(" ≤")[0].split(" within")[0] for f in row["failed"]) or "—"
+        lines.append(f"| {row['name']} | {cells} | {row['passed']}/{row['n_targets']} | {failed} |")
+    lines += ["", NOTES]
+    return lines
+
+
+def markdown(
+    table: dict[str, tuple[dict[str, float], dict[str, float]]],
+    checks: list[tuple[str, bool, str]],
+    seeds: list[int],
+    command: str,
+    tuning: list[dict[str, Any]],
+    tune_seeds: list[int],
+) -> str:
+    lines = [
+        "# Debiasing methods",
+        "",
+        "One page per method (formula, source, parameters, measured behaviour):",
+        "",
+    ]
+    for name, (_, page) in METHODS.items():
+        if page:
+            lines.append(f"- [{name}]({page})")
+    lines += [
+        "",
+        f"## Measured on the embedded world (seeds {', '.join(map(str, seeds))})",
+        "",
+        "Each method alone with its defaults, fitted on the world's calibration split (60 "
+        "items), measured on its test split (240 items; 240 caption queries per language, 1920 "
+        "image queries); mean ± std over seeds. Own-culture chance is 0.125; `max_l |own − "
+        "chance|` is the worst language; language TV's null is 0; MRV is the std of ranks "
+        "across languages (`mrv`).",
+        "",
+        "| method | " + " | ".join(COLUMNS.values()) + " |",
+        "|---|" + "---|" * len(COLUMNS),
+    ]
+    for name, (mean, std) in table.items():
+        cells = [
+            f"{mean[k]:.3f} ± {std[k]:.3f}"
+            if "mrv" not in k and "skew" not in k
+            else f"{mean[k]:.2f} ± {std[k]:.2f}"
+            for k in COLUMNS
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    rec = get_config("recommended")
+    lines += [
+        "",
+        "## Targets for the recommended chain",
+        "",
+        "Config (`xcm_debias.configs.CONFIGS['recommended']`):",
+        "",
+        "```json",
+        json.dumps(rec, indent=1),
+        "```",
+        "",
+        "| target | result | numbers (means over seeds) |",
+        "|---|---|---|",
+    ]
+    for label, ok, detail in checks:
+        lines.append(f"| {label} | {'PASS' if ok else 'FAIL'} | {detail} |")
+    if tuning:
+        lines += tuning_markdown(tuning, tune_seeds)
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        "Every metric per seed is in `benchmarks/results/methods_on_world.json`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="+", default=None, help="method names to run")
+    parser.add_argument("--tune-seeds", type=int, nargs="+", default=[10, 11, 12, 13])
+    parser.add_argument("--no-tune", action="store_true", help="skip the tuning candidates")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    names = list(METHODS) if args.only is None else args.only
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        parser.error(f"--only: unknown methods {unknown}; known: {list(METHODS)}")
+    if "baseline" not in names:
+        names = ["baseline", *names]
+    per_seed: dict[str, list[dict[str, float]]] = {}
+    table: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
+    header = f"{'method':32s}" + "".join(f"{c[:14]:>16s}" for c in COLUMNS.values())
+    print(header, flush=True)
+    for name in names:
+        start = time.perf_counter()
+        per_seed[name] = [evaluate(METHODS[name][0], s) for s in args.seeds]
+        table[name] = mean_std(per_seed[name])
+        mean, std = table[name]
+        row = "".join(f"{mean[k]:>9.3f}±{std[k]:<6.3f}" for k in COLUMNS)
+        print(f"{name:32s}{row}  ({time.perf_counter() - start:.0f} s)", flush=True)
+    checks = []
+    if "recommended" in table:
+        checks = check_targets(table["baseline"][0], table["recommended"][0])
+        print("\nTargets (recommended, means over seeds):")
+        for label, ok, detail in checks:
+            print(f"  {'PASS' if ok else 'FAIL'}  {label}: {detail}")
+    tuning: list[dict[str, Any]] = []
+    if not args.no_tune:
+        print(f"\nTuning candidates (seeds {args.tune_seeds}): " + ", ".join(TUNING_COLUMNS))
+        tuning = run_tuning(args.tune_seeds)
+    if not args.no_write:
+        command = "python benchmarks/methods_on_world.py --seeds " + " ".join(map(str, args.seeds))
+        command += " --tune-seeds " + " ".join(map(str, args.tune_seeds))
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(
+            json.dumps(
+                {
+                    "seeds": args.seeds,
+                    "command": command,
+                    "configs": {n: METHODS[n][0] for n in names},
+                    "per_seed": per_seed,
+                    "mean": {n: m for n, (m, _) in table.items()},
+                    "std": {n: s for n, (_, s) in table.items()},
+                    "targets": [{"target": t, "pass": ok, "numbers": d} for t, ok, d in checks],
+                    "tune_seeds": args.tune_seeds,
+                    "tuning": tuning,
+                },
+                indent=1,
+            )
+        )
+        README.write_text(markdown(table, checks, args.seeds, command, tuning, args.tune_seeds))
+        print(f"\nwrote {RESULTS.relative_to(ROOT)} and {README.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The recommended chain on the embedded world: it fits, and it removes the measured biases.
+
+Numbers are those of ``benchmarks/methods_on_world.py`` (docs/methods/README.md), world seed 0;
+the margins leave room for BLAS round-off only where a value sits near a bound.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from xcm_debias import BiasReport, ExactRetriever
+from xcm_debias.configs import recommended
+from xcm_debias.debiased import Debiased
+from xcm_debias.worlds import CULTURE_OF_LANGUAGE, LOW_RESOURCE, world_calibration_test
+
+HIGH_AND_LOW = ("de", "es", "fr", "it", "ja", "ru", "sw", "vi")
+
+
+def _reports(n_items: int | None) -> tuple[dict[str, float], dict[str, float], Debiased]:
+    calib, test = world_calibration_test(seed=0, n_items=n_items)
+    fair = recommended().fit(calib)
+    kwargs = {
+        "k": 10,
+        "culture_of_language": dict(CULTURE_OF_LANGUAGE),
+        "low_resource": LOW_RESOURCE,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        before = BiasReport.evaluate(ExactRetriever(), test, **kwargs).metrics
+        after = BiasReport.evaluate(fair, test, **kwargs).metrics
+    return before, after, fair
+
+
+@pytest.fixture(scope="module")
+def full_world() -> tuple[dict[str, float], dict[str, float], Debiased]:
+    return _reports(None)
+
+
+def test_recommended_fits_on_the_world_calibration_split(full_world):
+    _, _, fair = full_world
+    assert fair.is_fitted and set(fair.scorers_) == {"t2i", "i2t"}
+
+
+def test_recommended_removes_cultural_tugging_per_language(full_world):
+    before, after, _ = full_world
+    # baseline: 0.824 mean excess over chance 0.125; after: 0.006, worst language 0.054
+    assert before["t2i/own_culture_excess@1"] > 0.8
+    assert abs(after["t2i/own_culture_excess@1"]) < 0.03
+    for lang in HIGH_AND_LOW:
+        assert before[f"t2i/own_culture_excess@1/lang={lang}"] > 0.7, lang
+        assert abs(after[f"t2i/own_culture_excess@1/lang={lang}"]) < 0.07, lang
+
+
+def test_recommended_reduces_image_to_text_language_prevalence(full_world):
+    before, after, _ = full_world
+    # 0.265 -> 0.186: reduced, but not to the 0.05 target (docs/methods/README.md says why)
+    assert before["i2t/language_tv@1"] > 0.25
+    assert after["i2t/language_tv@1"] < 0.21
+    english_before = before["i2t/language_share@1/lang=en"]
+    english_after = after["i2t/language_share@1/lang=en"]
+    assert english_before > 0.3 and english_after < 0.2
+
+
+def test_recommended_keeps_recall_and_lifts_low_resource_languages(full_world):
+    before, after, _ = full_world
+    # t2i 0.642 -> 0.859, i2t 0.777 -> 0.826, sw/vi t2i 0.021 -> 0.758
+    assert after["t2i/recall@1"] > before["t2i/recall@1"] + 0.15
+    assert after["i2t/recall@1"] > before["i2t/recall@1"]
+    for lang in LOW_RESOURCE:
+        assert before[f"t2i/recall@1/lang={lang}"] < 0.05, lang
+        assert after[f"t2i/recall@1/lang={lang}"] > 0.6, lang
+    # rank consistency across languages: MRV 58 -> 0.9 (t2i), 32 -> 0.4 (i2t)
+    assert after["t2i/mrv"] < 0.1 * before["t2i/mrv"]
+    assert after["i2t/mrv"] < 0.1 * before["i2t/mrv"]
+
+
+def test_recommended_removes_tugging_even_with_twelve_calibration_items():
+    # reduced world: 12 calibration / 48 test items; excess 0.802 -> -0.008. (Language TV is
+    # not reliably reduced at this size: 0.26 -> 0.28, see docs/methods/README.md.)
+    before, after, _ = _reports(60)
+    assert before["t2i/own_culture_excess@1"] > 0.75
+    assert abs(after["t2i/own_culture_excess@1"]) < 0.05
+    assert after["t2i/recall@1"] > before["t2i/recall@1"]
