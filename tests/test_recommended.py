@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 
 from xcm_debias import BiasReport, ExactRetriever
 from xcm_debias.configs import recommended
 from xcm_debias.debiased import Debiased
+from xcm_debias.tune import top1_metrics
 from xcm_debias.worlds import CULTURE_OF_LANGUAGE, LOW_RESOURCE, world_calibration_test
 
 HIGH_AND_LOW = ("de", "es", "fr", "it", "ja", "ru", "sw", "vi")
 
 
-def _reports(n_items: int | None) -> tuple[dict[str, float], dict[str, float], Debiased]:
-    calib, test = world_calibration_test(seed=0, n_items=n_items)
+def _reports() -> tuple[dict[str, float], dict[str, float], Debiased]:
+    calib, test = world_calibration_test(seed=0)
     fair = recommended().fit(calib)
     kwargs = {
         "k": 10,
@@ -35,7 +37,7 @@ def _reports(n_items: int | None) -> tuple[dict[str, float], dict[str, float], D
 
 @pytest.fixture(scope="module")
 def full_world() -> tuple[dict[str, float], dict[str, float], Debiased]:
-    return _reports(None)
+    return _reports()
 
 
 def test_recommended_fits_on_the_world_calibration_split(full_world):
@@ -76,10 +78,13 @@ def test_recommended_keeps_recall_and_lifts_low_resource_languages(full_world):
     assert after["i2t/mrv"] < 0.1 * before["i2t/mrv"]
 
 
-def test_recommended_removes_tugging_even_with_twelve_calibration_items():
-    # reduced world: 12 calibration / 48 test items; excess 0.802 -> -0.008. (Language TV is
-    # not reliably reduced at this size: 0.26 -> 0.28, see docs/methods/README.md.)
-    before, after, _ = _reports(60)
-    assert before["t2i/own_culture_excess@1"] > 0.75
-    assert abs(after["t2i/own_culture_excess@1"]) < 0.05
-    assert after["t2i/recall@1"] > before["t2i/recall@1"]
+def test_recommended_removes_tugging_even_with_twelve_calibration_items(full_world):
+    # 12 of the 60 calibration items: excess 0.824 -> 0.074. (At this size image→text is not
+    # balanced and loses recall, 0.777 -> 0.530: see docs/methods/README.md.)
+    before, _, _ = full_world
+    calib, test = world_calibration_test(seed=0)
+    few = calib[np.isin(calib.item, np.unique(calib.item)[:12])]
+    fair = recommended().fit(few)
+    after = top1_metrics(fair, test, dict(CULTURE_OF_LANGUAGE))
+    assert abs(after["t2i/own_culture_excess@1"]) < 0.1
+    assert after["t2i/recall@1"] > before["t2i/recall@1"] + 0.03
