@@ -134,12 +134,12 @@ def _split(
 
 # Candidates for "recommended", scored on the tuning seeds (never on the reported ones).
 TUNING: dict[str, dict[str, Any]] = {
-    "previous: LA|LEACE; IS+GB both; cf5": {
+    "previous: LA → LEACE; IS+GB both; cf5": {
         "processors": [_LA, _LEACE],
         "scoring": [_IS, _GB],
         "cross_fit": 5,
     },
-    "LA|LEACE; IS+GB both; no cross-fit": {"processors": [_LA, _LEACE], "scoring": [_IS, _GB]},
+    "LA → LEACE; IS+GB both; no cross-fit": {"processors": [_LA, _LEACE], "scoring": [_IS, _GB]},
     "LA; IS+GB both; cf5": {"processors": [_LA], "scoring": [_IS, _GB], "cross_fit": 5},
     "LA; GB both; cf5": {"processors": [_LA], "scoring": [_GB], "cross_fit": 5},
     "LA; t2i GB; i2t IS+GB; cf5": _split([_LA], [_IS, _GB]),
@@ -158,16 +158,16 @@ TUNING: dict[str, dict[str, Any]] = {
     ),
     "LA; t2i GB; i2t CSLS+GB; cf5": _split([_LA], [_stage("CSLS"), _GB]),
     "LA; t2i GB; i2t GB; cf5": _split([_LA], [_GB]),
-    "LA|OTRecenter(language, mean); t2i GB; i2t IS+GB; cf5": _split(
+    "LA → OTRecenter(language, mean); t2i GB; i2t IS+GB; cf5": _split(
         [_LA, _stage("OTRecenter", groups="language", method="mean")], [_IS, _GB]
     ),
-    "LA|OTRecenter(modality, mean); t2i GB; i2t IS+GB; cf5": _split(
+    "LA → OTRecenter(modality, mean); t2i GB; i2t IS+GB; cf5": _split(
         [_LA, _stage("OTRecenter", groups="modality", method="mean")], [_IS, _GB]
     ),
-    "LA|Decoupler(oblique); t2i GB; i2t IS+GB; cf5": _split(
+    "LA → Decoupler(oblique); t2i GB; i2t IS+GB; cf5": _split(
         [_LA, _stage("CultureLanguageDecoupler", method="oblique")], [_IS, _GB]
     ),
-    "LA|Decoupler(orthogonal); t2i GB; i2t IS+GB; cf5": _split(
+    "LA → Decoupler(orthogonal); t2i GB; i2t IS+GB; cf5": _split(
         [_LA, _stage("CultureLanguageDecoupler", method="orthogonal")], [_IS, _GB]
     ),
 }
@@ -393,7 +393,11 @@ def tuning_markdown(rows: list[dict[str, Any]], seeds: list[int]) -> list[str]:
         mean = row["mean"]
         cells = " | ".join(f"{mean[k]:.3f}" for k in TUNING_COLUMNS)
         failed = "; ".join(f.split(" ≤")[0].split(" within")[0] for f in row["failed"]) or "—"
-        lines.append(f"| {row['name']} | {cells} | {row['passed']}/{row['n_targets']} | {failed} |")
+        if row["passed"] is None:
+            passed, failed = "—", "—"
+        else:
+            passed = f"{row['passed']}/{row['n_targets']}"
+        lines.append(f"| {row['name']} | {cells} | {passed} | {failed} |")
     lines += ["", NOTES]
     return lines
 
@@ -412,9 +416,13 @@ def markdown(
         "One page per method (formula, source, parameters, measured behaviour):",
         "",
     ]
+    pages: dict[str, list[str]] = {}
     for name, (_, page) in METHODS.items():
-        if page:
-            lines.append(f"- [{name}]({page})")
+        if page and name != "recommended":
+            pages.setdefault(page, []).append(name)
+    for page, names in pages.items():
+        lines.append(f"- [{page.removesuffix('.md')}]({page}): " + ", ".join(names))
+    lines.append("- [debiased](debiased.md): `Debiased`, chains, the recommended configuration")
     lines += [
         "",
         f"## Measured on the embedded world (seeds {', '.join(map(str, seeds))})",
@@ -425,7 +433,7 @@ def markdown(
         "chance|` is the worst language; language TV's null is 0; MRV is the std of ranks "
         "across languages (`mrv`).",
         "",
-        "| method | " + " | ".join(COLUMNS.values()) + " |",
+        "| method | " + " | ".join(c.replace("|", "\\|") for c in COLUMNS.values()) + " |",
         "|---|" + "---|" * len(COLUMNS),
     ]
     for name, (mean, std) in table.items():
