@@ -9,6 +9,7 @@ from __future__ import annotations
 from xcm_debias.scoring.base import GalleryColumns, ScoredRows, ScoreNormalizer
 from xcm_debias.scoring.csls import CSLS
 from xcm_debias.scoring.dual_inverted_softmax import DualInvertedSoftmax
+from xcm_debias.scoring.exposure_shuffle import ExposureShuffle
 from xcm_debias.scoring.group_balance import GroupBalance
 from xcm_debias.scoring.inverted_softmax import InvertedSoftmax
 from xcm_debias.scoring.qb_norm import QBNorm
@@ -17,6 +18,7 @@ from xcm_debias.scoring.sinkhorn import SinkhornNorm
 __all__ = [
     "CSLS",
     "DualInvertedSoftmax",
+    "ExposureShuffle",
     "GalleryColumns",
     "GroupBalance",
     "InvertedSoftmax",

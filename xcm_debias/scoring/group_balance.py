@@ -50,6 +50,7 @@ import torch
 from xcm_debias._validation import check_positive_int
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.scoring._blockwise import group_logsumexp_scores
+from xcm_debias.scoring._groups import group_index, group_labels
 from xcm_debias.scoring.base import (
     GalleryColumns,
     ScoredRows,
@@ -59,7 +60,6 @@ from xcm_debias.scoring.base import (
 
 TARGETS = ("auto", "relevant", "gallery")
 MIN_TARGET_SHARE = 1e-4
-_ONE_GROUP = "*"
 
 
 class GroupBalance(ScoreNormalizer):
@@ -135,8 +135,8 @@ class GroupBalance(ScoreNormalizer):
 
     def _fit(self, query_bank: ScoredRows, gallery_bank: ScoredRows) -> None:
         query_group, gallery_group, target = self._resolve(gallery_bank.data)
-        q_labels = _group_labels(query_bank.data, query_group, "query_bank")
-        g_labels = _group_labels(gallery_bank.data, gallery_group, "gallery_bank")
+        q_labels = group_labels(query_bank.data, query_group, "GroupBalance", "query_bank")
+        g_labels = group_labels(gallery_bank.data, gallery_group, "GroupBalance", "gallery_bank")
         q_names, q_idx = np.unique(q_labels, return_inverse=True)
         g_names, g_idx = np.unique(g_labels, return_inverse=True)
         if target == "relevant":
@@ -193,7 +193,9 @@ class GroupBalance(ScoreNormalizer):
     # ---------------------------------------------------------------- apply
     def _gallery_columns(self, gallery: ScoredRows) -> GalleryColumns:
         names = self.fitted_meta["gallery_groups"]
-        idx = _group_index(gallery.data, self.fitted_meta["gallery_group"], names, "gallery")
+        idx = group_index(
+            gallery.data, self.fitted_meta["gallery_group"], names, "GroupBalance", "gallery"
+        )
         return GalleryColumns(
             columns=torch.nn.functional.one_hot(torch.from_numpy(idx), len(names)).float()
         )
@@ -202,33 +204,10 @@ class GroupBalance(ScoreNormalizer):
         self, queries: ScoredRows, gallery_columns: GalleryColumns, top1: torch.Tensor | None
     ) -> torch.Tensor:
         names = self.fitted_meta["query_groups"]
-        idx = _group_index(queries.data, self.fitted_meta["query_group"], names, "queries")
-        return -self.offsets[torch.from_numpy(idx)]
-
-
-def _group_labels(data: EmbeddingSet, label: str | None, name: str) -> np.ndarray:
-    if label is None:
-        return np.full(len(data), _ONE_GROUP)
-    try:
-        column = data.label(label)
-    except KeyError as err:
-        raise ValueError(
-            f"GroupBalance: expected a {label!r} label on {name}, got none ({err})"
-        ) from None
-    data.require_label(label, "GroupBalance", f"{name} row")
-    return column.astype(str)
-
-
-def _group_index(data: EmbeddingSet, label: str | None, names: list[str], name: str) -> np.ndarray:
-    labels = _group_labels(data, label, name)
-    lookup = {g: i for i, g in enumerate(names)}
-    unseen = sorted(set(labels.tolist()) - set(lookup))
-    if unseen:
-        raise ValueError(
-            f"GroupBalance: {name} holds {label!r} groups unseen in calibration: {unseen[:5]}; "
-            f"fitted groups: {names}"
+        idx = group_index(
+            queries.data, self.fitted_meta["query_group"], names, "GroupBalance", "queries"
         )
-    return np.array([lookup[g] for g in labels.tolist()], dtype=np.int64)
+        return -self.offsets[torch.from_numpy(idx)]
 
 
 def _relevant_shares(
