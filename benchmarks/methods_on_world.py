@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/methods_on_world.py                      # seeds 0 1 2, every method
     python benchmarks/methods_on_world.py --seeds 0 --only baseline recommended
+    python benchmarks/methods_on_world.py --update InvGC   # re-run one row, keep the others
 
 For each world seed, each configuration is fitted on the world's calibration split (60 items)
 and measured on its test split (240 items: 240 caption queries per language, 1920 image
@@ -494,6 +495,36 @@ def markdown(
     return "\n".join(lines)
 
 
+def previous_results(
+    seeds: list[int], tune_seeds: list[int], rerun: set[str]
+) -> tuple[dict[str, list[dict[str, float]]], list[dict[str, Any]]]:
+    """Per-seed rows and tuning table of the results JSON, for ``--update``.
+
+    Refuses when the JSON was written for other seeds, or when a kept row's (or a tuning
+    candidate's) config differs from the current one: such a row would be stale.
+    """
+    if not RESULTS.exists():
+        raise SystemExit(f"--update: no {RESULTS.relative_to(ROOT)} yet; run without --update")
+    old = json.loads(RESULTS.read_text())
+    if old["seeds"] != seeds or old["tune_seeds"] != tune_seeds:
+        raise SystemExit(
+            f"--update: the results JSON holds seeds {old['seeds']} / tune seeds "
+            f"{old['tune_seeds']}, not {seeds} / {tune_seeds}; run without --update"
+        )
+    kept: dict[str, list[dict[str, float]]] = {}
+    for name, (config, _) in METHODS.items():
+        if name in rerun:
+            continue
+        if old["configs"].get(name) != json.loads(json.dumps(config)):
+            raise SystemExit(f"--update: row {name!r} is new or its config changed; add it")
+        kept[name] = old["per_seed"][name]
+    current = {n: json.loads(json.dumps(c)) for n, c in TUNING.items()}
+    stored = {row["name"]: row["config"] for row in old["tuning"] if row["name"] != "baseline"}
+    if stored != current:
+        raise SystemExit("--update: the tuning candidates changed; run without --update")
+    return kept, old["tuning"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -501,20 +532,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-seeds", type=int, nargs="+", default=[10, 11, 12, 13])
     parser.add_argument("--no-tune", action="store_true", help="skip the tuning candidates")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--update",
+        nargs="+",
+        default=None,
+        metavar="METHOD",
+        help="re-run only these methods; every other row and the tuning table are read back "
+        "from the results JSON (refused if their configs or seeds changed since it was written)",
+    )
     args = parser.parse_args(argv)
-    names = list(METHODS) if args.only is None else args.only
-    unknown = [n for n in names if n not in METHODS]
+    names = list(METHODS) if args.only is None and args.update is None else args.only or []
+    unknown = [n for n in [*names, *(args.update or [])] if n not in METHODS]
     if unknown:
-        parser.error(f"--only: unknown methods {unknown}; known: {list(METHODS)}")
+        parser.error(f"--only/--update: unknown methods {unknown}; known: {list(METHODS)}")
     if "baseline" not in names:
         names = ["baseline", *names]
     per_seed: dict[str, list[dict[str, float]]] = {}
+    kept_tuning: list[dict[str, Any]] | None = None
+    if args.update is not None:
+        names = list(METHODS)
+        per_seed, kept_tuning = previous_results(args.seeds, args.tune_seeds, set(args.update))
     table: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
     header = f"{'method':32s}" + "".join(f"{c[:14]:>16s}" for c in COLUMNS.values())
     print(header, flush=True)
     for name in names:
         start = time.perf_counter()
-        per_seed[name] = [evaluate(METHODS[name][0], s) for s in args.seeds]
+        if name not in per_seed:
+            per_seed[name] = [evaluate(METHODS[name][0], s) for s in args.seeds]
         table[name] = mean_std(per_seed[name])
         mean, std = table[name]
         row = "".join(f"{mean[k]:>9.3f}±{std[k]:<6.3f}" for k in COLUMNS)
@@ -526,7 +570,9 @@ def main(argv: list[str] | None = None) -> int:
         for label, ok, detail in checks:
             print(f"  {'PASS' if ok else 'FAIL'}  {label}: {detail}")
     tuning: list[dict[str, Any]] = []
-    if not args.no_tune:
+    if kept_tuning is not None:
+        tuning = kept_tuning
+    elif not args.no_tune:
         print(f"\nTuning candidates (seeds {args.tune_seeds}): " + ", ".join(TUNING_COLUMNS))
         tuning = run_tuning(args.tune_seeds)
     if not args.no_write:
