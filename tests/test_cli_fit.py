@@ -131,9 +131,7 @@ def test_report_pipeline_measures_the_saved_pipeline_against_exact(corpus_path, 
         else:
             assert written[key] == pytest.approx(value, abs=1e-9), key
     comparison = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
-    exact = BiasReport.evaluate(__import__("xcm_debias").ExactRetriever(), test, k=3).metrics[
-        "t2i/recall@1"
-    ]
+    exact = BiasReport.evaluate(ExactRetriever(), test, k=3).metrics["t2i/recall@1"]
     assert comparison["before"]["metrics"]["t2i/recall@1"] == pytest.approx(exact)
     assert "exact" in capsys.readouterr().out
 
