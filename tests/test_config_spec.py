@@ -67,6 +67,12 @@ def test_spec_values_are_json_literals_words_and_lists():
         "seed": 3,
     }
     assert isinstance(config["processors"][0]["params"]["rank"], int)
+    numbers = parse_spec("InvertedSoftmax(beta=20.) | CSLS(k=.5e1)")["scoring"]
+    assert numbers == [
+        {"class": "InvertedSoftmax", "params": {"beta": 20.0}},
+        {"class": "CSLS", "params": {"k": 5.0}},
+    ]
+    assert isinstance(numbers[1]["params"]["k"], float)
     build(config)  # a config build() accepts
 
 

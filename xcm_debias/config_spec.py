@@ -136,7 +136,7 @@ class _Parser:
             return values
         self.i += 1
         if token.kind == "number":
-            return json.loads(token.text if not token.text.startswith(".") else "0" + token.text)
+            return float(token.text) if any(c in token.text for c in ".eE") else int(token.text)
         if token.kind == "string":
             if token.text.startswith("'"):
                 return token.text[1:-1]
@@ -302,7 +302,8 @@ def format_spec(config: str | Mapping[str, Any]) -> str:
         if processors:
             parts.append(processors)
         for direction, stages in scoring.items():
-            parts.append(f"{direction}: " + " | ".join(_format_stage(s) for s in stages))
+            if stages:  # an empty direction has no spec part (and build() ignores it)
+                parts.append(f"{direction}: " + " | ".join(_format_stage(s) for s in stages))
     else:
         stages = " | ".join(_format_stage(s) for s in scoring)
         joined = " | ".join(p for p in (processors, stages) if p)

@@ -11,8 +11,12 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xcm_debias.cli import CLIError
+
+if TYPE_CHECKING:  # open_clip is slow to import: the encoder module loads only when encoding
+    from xcm_debias.encoders.open_clip_encoder import OpenCLIPEncoder
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
@@ -178,7 +182,7 @@ def read_table(path: Path) -> dict[str, list[str]]:
             name: ["" if v is None else str(v) for v in table.column(name).to_pylist()]
             for name in table.column_names
         }
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: tables saved by Excel
         reader = csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ",")
         rows = list(reader)
         names = reader.fieldnames or []
@@ -230,7 +234,9 @@ def one_per_key(keys: Sequence[str], values: Sequence[str], what: str) -> dict[s
     return out
 
 
-def find_images(folder: Path, captions: Captions, from_folder: bool) -> tuple[list, list, list]:
+def find_images(
+    folder: Path, captions: Captions, from_folder: bool
+) -> tuple[list[str], list[str], list[str]]:
     """(paths, items, cultures) of the images to encode, in a stable order."""
     if not folder.is_dir():
         raise CLIError(f"IMAGES: expected a folder of images, got {str(folder)!r}")
@@ -283,7 +289,7 @@ def find_images(folder: Path, captions: Captions, from_folder: bool) -> tuple[li
     return relative, items, cultures
 
 
-def load_encoder(args: argparse.Namespace):  # noqa: ANN201 - OpenCLIPEncoder, imported lazily
+def load_encoder(args: argparse.Namespace) -> OpenCLIPEncoder:
     import open_clip
     import torch
 
