@@ -65,6 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "rows with their item and language. The output is what `xcm-debias fit` and "
             "`xcm-debias report` read.",
             78,
+            break_on_hyphens=False,
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

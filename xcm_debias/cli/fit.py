@@ -48,6 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "of the items is held out first (disjoint items) and written to --test-out, so "
             "that the report measures the pipeline on items it was not fitted on.",
             78,
+            break_on_hyphens=False,
         ),
         epilog=EPILOG.format(names=", ".join(list_configs())),
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -38,6 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "a crash skips finished shards. INPUT may also be one saved EmbeddingSet (.npz or "
             ".parquet), transformed in memory into OUTPUT (.npz or .parquet).",
             78,
+            break_on_hyphens=False,
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
