@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from spec_fixtures import RECOMMENDED_SPEC, RECOMMENDED_TOML
 from synthetic_processors import make_world
-from test_config_spec import RECOMMENDED_SPEC, RECOMMENDED_TOML
 
 from xcm_debias import Debiased, EmbeddingSet, ExactRetriever
 from xcm_debias.cli import main

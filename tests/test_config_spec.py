@@ -4,6 +4,7 @@ hand-written dicts, round trips, and errors that name the bad token."""
 from __future__ import annotations
 
 import pytest
+from spec_fixtures import RECOMMENDED_SPEC, RECOMMENDED_TOML
 
 from xcm_debias.config_spec import (
     SpecError,
@@ -13,31 +14,6 @@ from xcm_debias.config_spec import (
     resolve_config,
 )
 from xcm_debias.configs import build, get_config, list_configs
-
-RECOMMENDED_SPEC = (
-    "LanguageAlignment(method=ridge, target=centroid); t2i: GroupBalance(temperature=0.02);"
-    " i2t: InvertedSoftmax(beta=20) | GroupBalance(temperature=0.005); cross_fit=5"
-)
-
-RECOMMENDED_TOML = """\
-cross_fit = 5
-
-[[processors]]
-class = "LanguageAlignment"
-params = { method = "ridge", target = "centroid" }
-
-[[scoring.t2i]]
-class = "GroupBalance"
-params = { temperature = 0.02 }
-
-[[scoring.i2t]]
-class = "InvertedSoftmax"
-params = { beta = 20.0 }
-
-[[scoring.i2t]]
-class = "GroupBalance"
-params = { temperature = 0.005 }
-"""
 
 
 def test_spec_of_the_recommended_pipeline_equals_its_registered_config():
