@@ -103,9 +103,14 @@ def test_encoded_corpus_equals_the_encoder_with_the_same_checkpoint(folder, chec
     assert corpus.dim == TINY_CONFIG["embed_dim"]
 
 
-def test_random_weights_are_seeded_and_batch_size_does_not_change_rows(folder, tmp_path):
+def test_random_weights_are_seeded_and_batch_size_does_not_change_rows(
+    folder, tmp_path, capsys, caplog
+):
     a, b, c = (tmp_path / f"{n}.parquet" for n in "abc")
     assert encode(folder, a, "--random-weights", "--seed", "3", "--batch-size", "5") == 0
+    err = capsys.readouterr().err
+    assert err == f"xcm-debias encode: {TINY} with random weights (seed 3): plumbing only\n"
+    assert "No pretrained weights loaded" not in caplog.text  # open_clip's log line, replaced
     assert encode(folder, b, "--random-weights", "--seed", "3", "--batch-size", "64") == 0
     assert encode(folder, c, "--random-weights", "--seed", "4") == 0
     first, second, other = (EmbeddingSet.load(p).embeddings for p in (a, b, c))

@@ -4,9 +4,11 @@ EmbeddingSet, with any open_clip model."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import textwrap
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -188,8 +190,11 @@ def load_encoder(args: argparse.Namespace) -> OpenCLIPEncoder:
     if args.num_workers < 0:
         raise CLIError(f"--num-workers: expected an integer >= 0, got {args.num_workers}")
     torch.manual_seed(args.seed)
+    # random weights are asked for: our note below replaces the encoder's warning and
+    # open_clip's "No pretrained weights loaded" log line
+    quiet_random = _RandomWeightsNotice() if args.random_weights else nullcontext()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), quiet_random:
             warnings.filterwarnings("ignore", message=".*randomly initialised.*")
             encoder = OpenCLIPEncoder(
                 name,
@@ -211,6 +216,20 @@ def load_encoder(args: argparse.Namespace) -> OpenCLIPEncoder:
             file=sys.stderr,
         )
     return encoder
+
+
+class _RandomWeightsNotice(logging.Filter):
+    """Drops open_clip's root-logger line about random initialisation while installed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No pretrained weights loaded" not in record.getMessage()
+
+    def __enter__(self) -> _RandomWeightsNotice:
+        logging.getLogger().addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger().removeFilter(self)
 
 
 def run(args: argparse.Namespace) -> int:
