@@ -64,6 +64,7 @@ def test_every_example_has_a_test():
         "clip_retrieval_to_faiss",
         "multilingual_open_clip",
         "hubness_only",
+        "toy_image_folder",
     }
     assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
 
@@ -175,3 +176,25 @@ def test_hubness_only_on_a_synthetic_hubby_gallery(tmp_path, env):
     recall = summary["t2i/recall@1"]
     assert recall["csls"] >= recall["exact"] - 0.02
     assert (out / "report.html").stat().st_size > 0
+
+
+def test_toy_image_folder_writes_what_xcm_debias_encode_reads(tmp_path, env):
+    import csv
+
+    from PIL import Image
+
+    out = tmp_path / "toy"
+    stdout = run_example("toy_image_folder", out, env)
+    assert "wrote 27 images" in stdout and "81 captions" in stdout
+    images = sorted((out / "images").glob("*.png"))
+    assert len(images) == 27
+    with Image.open(images[0]) as first:
+        assert first.size == (48, 48)
+    with (out / "captions.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 81
+    assert {r["language"] for r in rows} == {"en", "de", "fr"}
+    assert {r["item"] for r in rows} == {p.stem for p in images}  # image file stem = item
+    assert all(r["item"].endswith(r["culture"]) for r in rows)
+    config = json.loads((out / "tiny_clip.json").read_text(encoding="utf-8"))
+    assert config["embed_dim"] == 32 and set(config) == {"embed_dim", "vision_cfg", "text_cfg"}

@@ -80,3 +80,105 @@ def test_invalid_inputs_name_the_argument(encoder):
         encoder.encode_texts(TEXTS[:2], ["en", ""])
     with pytest.raises(ValueError, match="batch_size"):
         USEEncoder(batch_size=0)
+
+
+# ------------------------------------------------- cross-lingual text retrieval (USE path)
+PARALLEL = {  # 8 sentences, each in English, German, French and Spanish (USE-m3 languages)
+    "dog": (
+        "A dog runs across the beach.",
+        "Ein Hund rennt über den Strand.",
+        "Un chien court sur la plage.",
+        "Un perro corre por la playa.",
+    ),
+    "coffee": (
+        "She drinks coffee every morning.",
+        "Sie trinkt jeden Morgen Kaffee.",
+        "Elle boit du café tous les matins.",
+        "Ella bebe café todas las mañanas.",
+    ),
+    "train": (
+        "The train to Berlin is late.",
+        "Der Zug nach Berlin hat Verspätung.",
+        "Le train pour Berlin est en retard.",
+        "El tren a Berlín llega tarde.",
+    ),
+    "rain": (
+        "It has been raining all week.",
+        "Es regnet schon die ganze Woche.",
+        "Il pleut depuis toute la semaine.",
+        "Ha estado lloviendo toda la semana.",
+    ),
+    "book": (
+        "He is reading an old book in the library.",
+        "Er liest ein altes Buch in der Bibliothek.",
+        "Il lit un vieux livre à la bibliothèque.",
+        "Él lee un libro viejo en la biblioteca.",
+    ),
+    "market": (
+        "We bought fresh vegetables at the market.",
+        "Wir haben auf dem Markt frisches Gemüse gekauft.",
+        "Nous avons acheté des légumes frais au marché.",
+        "Compramos verduras frescas en el mercado.",
+    ),
+    "guitar": (
+        "My brother plays the guitar.",
+        "Mein Bruder spielt Gitarre.",
+        "Mon frère joue de la guitare.",
+        "Mi hermano toca la guitarra.",
+    ),
+    "mountain": (
+        "The mountain is covered with snow.",
+        "Der Berg ist mit Schnee bedeckt.",
+        "La montagne est couverte de neige.",
+        "La montaña está cubierta de nieve.",
+    ),
+}
+PARALLEL_LANGUAGES = ("en", "de", "fr", "es")
+
+
+@pytest.fixture(scope="module")
+def parallel(encoder) -> EmbeddingSet:
+    texts, languages, items = [], [], []
+    for item, sentences in PARALLEL.items():
+        for language, sentence in zip(PARALLEL_LANGUAGES, sentences, strict=True):
+            texts.append(sentence)
+            languages.append(language)
+            items.append(item)
+    return encoder.encode_texts(texts, languages, item=items)
+
+
+def test_every_language_retrieves_its_english_translation_first(parallel):
+    from xcm_debias import ExactRetriever
+
+    english = parallel.where(language="en")
+    for language in ("de", "fr", "es"):
+        queries = parallel.where(language=language)
+        top1 = ExactRetriever().search(queries, english, k=1).indices[:, 0].numpy()
+        assert english.item[top1].tolist() == queries.item.tolist(), language
+
+
+def test_debiased_text_retrieval_keeps_translations_first_on_held_out_items(parallel):
+    from xcm_debias import Debiased, ExactRetriever
+    from xcm_debias.processors import LanguageProjection
+
+    calibration, test = parallel.split_items(test_size=0.5, seed=0)
+    assert not set(calibration.item.tolist()) & set(test.item.tolist())
+    fair = Debiased(ExactRetriever(), LanguageProjection(method="center")).fit(calibration)
+    english, others = test.where(language="en"), test[test.language != "en"]
+    ranking = fair.search(others, english, k=1)
+    assert english.item[ranking.indices[:, 0].numpy()].tolist() == others.item.tolist()
+    # the processor moved the captions (language means removed), the input was not modified
+    moved = fair.transform(test).embeddings
+    assert not torch.allclose(moved, test.embeddings.float(), atol=1e-3)
+    torch.testing.assert_close(test.embeddings, parallel[np.isin(parallel.id, test.id)].embeddings)
+
+
+def test_label_lengths_are_checked_before_encoding(encoder, monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("encoded before the labels were checked")
+
+    monkeypatch.setattr(encoder, "embed_texts", fail)
+    with pytest.raises(ValueError, match="item: expected 4 labels"):
+        encoder.encode_texts(TEXTS, "en", item=["a", "b"])
+    with pytest.raises(ValueError, match=r"extra\['n'\]: expected 4 values"):
+        encoder.encode_texts(TEXTS, "en", extra={"n": [1]})

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 # Each name is a module xcm_debias.cli.<name> defining
 #   add_parser(subparsers) -> argparse.ArgumentParser   and   run(args) -> int
-COMMANDS: tuple[str, ...] = ("demo", "report", "transform", "world")
+COMMANDS: tuple[str, ...] = ("demo", "encode", "fit", "report", "transform", "world")
 
 
 class CLIError(Exception):

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 from xcm_debias.configs import list_configs
+
+EPILOG = """\
+examples:
+  xcm-debias demo                                   # the full world, recommended pipeline
+  xcm-debias demo --n-items 60 --out demo_out       # a reduced world, in seconds
+  xcm-debias demo --config hubness --seed 1 --k 5
+"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "demo",
         help="show the biases on the embedded world and their removal (the main job)",
-        description=(
+        description=textwrap.fill(
             "Build (first run; then cached) the embedded 3XCM-style world from the shipped "
             "image-tower weights, evaluate exact retrieval on its test split, fit the debiasing "
             "configuration on its calibration split (disjoint items), evaluate again, print the "
-            "before/after table and write report.html, report.json, report.md and plots/."
+            "before/after table and write report.html, report.json, report.md and plots/.",
+            78,
         ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--out", default="xcm_debias_demo", help="output folder (default ./xcm_debias_demo)"

@@ -1,4 +1,5 @@
-"""``xcm-debias report CORPUS``: the bias report of exact retrieval on a saved corpus."""
+"""``xcm-debias report CORPUS``: the bias report of exact retrieval on a saved corpus, or of a
+fitted pipeline against exact retrieval (``--pipeline``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from tqdm import tqdm
 
 from xcm_debias.cli import CLIError
 from xcm_debias.data import EmbeddingSet
+from xcm_debias.debiased import Debiased
 from xcm_debias.report import BiasReport
 from xcm_debias.retrieval import ExactRetriever
 
@@ -22,12 +24,14 @@ outputs (in --out):
   report.md         the tables of the terminal output as Markdown, linking plots/*.png
   report.html       one self-contained page: tables and inline plots, no external resource
   plots/*.png       recall_by_language, language_share, culture_heatmap, k_occurrence
-  comparison.json   with --baseline only: before (the baseline), after (this run) and deltas
+  comparison.json   with --baseline or --pipeline: before (the baseline, or exact retrieval),
+                    after (this run) and deltas
 
 examples:
   xcm-debias report corpus.npz
   xcm-debias report embeddings/ --k 5 --out out/ --culture-map en=us --culture-map ja=jp
   xcm-debias report debiased.npz --baseline xcm_debias_report/report.json --out after/
+  xcm-debias report test.npz --pipeline pipeline.safetensors --out compared/
 """
 
 
@@ -40,7 +44,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "text→image (captions query the images) and image→text (images query the "
             "captions), relevance = same item. Prints the report (retrieval, language "
             "prevalence, cultural tugging, consistency, hubness) and writes it as JSON, "
-            "Markdown and a self-contained HTML page with plots.",
+            "Markdown and a self-contained HTML page with plots. With --pipeline (a file "
+            "written by `xcm-debias fit` or Debiased.save), the fitted pipeline is evaluated "
+            "too and shown against exact retrieval.",
             78,
         ),
         epilog=EPILOG,
@@ -76,6 +82,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=None,
         help="a report.json of an earlier run: print and render this run against it "
         "(before = baseline, after = this run)",
+    )
+    parser.add_argument(
+        "--pipeline",
+        metavar="FILE",
+        default=None,
+        help="a fitted pipeline (.safetensors from `xcm-debias fit` or Debiased.save): report "
+        "it on CORPUS against exact retrieval (before = exact, or --baseline; after = pipeline)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -113,6 +126,13 @@ def run(args: argparse.Namespace) -> int:
         except (FileNotFoundError, ValueError) as exc:
             raise CLIError(f"--baseline: {exc}") from None
 
+    retriever = ExactRetriever()
+    if args.pipeline is not None:
+        try:
+            retriever = Debiased.load(args.pipeline)
+        except (FileNotFoundError, ValueError) as exc:
+            raise CLIError(f"--pipeline: {exc}") from None
+
     stages = tqdm(
         total=4,
         desc="xcm-debias report",
@@ -133,12 +153,16 @@ def run(args: argparse.Namespace) -> int:
                 )
         stages.update()
         stages.set_postfix_str(f"retrieving and scoring ({len(corpus)} rows, k={args.k})")
-        report = BiasReport.evaluate(
-            ExactRetriever(), corpus, k=args.k, culture_of_language=culture_map
-        )
+        report = BiasReport.evaluate(retriever, corpus, k=args.k, culture_of_language=culture_map)
+        labels = ("baseline", "this run")
+        if args.pipeline is not None and baseline is None:
+            baseline = BiasReport.evaluate(
+                ExactRetriever(), corpus, k=args.k, culture_of_language=culture_map
+            )
+            labels = ("exact", "pipeline")
         stages.update()
         stages.set_postfix_str("writing JSON and Markdown")
-        shown = report if baseline is None else baseline.compare(report, ("baseline", "this run"))
+        shown = report if baseline is None else baseline.compare(report, labels)
         out.mkdir(parents=True, exist_ok=True)
         report.to_json(out / "report.json")
         if baseline is not None:

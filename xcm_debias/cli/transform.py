@@ -3,25 +3,61 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
 
+from xcm_debias.cli import CLIError
+from xcm_debias.data import EmbeddingSet
+from xcm_debias.debiased import Debiased
+from xcm_debias.processors.base import _METADATA_KEY, PostProcessor
 from xcm_debias.streaming import transform_folder
+
+EPILOG = """\
+PIPELINE is a processor file (PostProcessor.save, e.g. fair.processors.save(path)) or a
+pipeline file of `xcm-debias fit` / Debiased.save, whose embedding-level processors are
+applied. Score-level stages change scores, not vectors: they are not in the output (serve
+them with Debiased, e.g. over FaissRetriever, or measure them with `report --pipeline`).
+
+examples:
+  xcm-debias transform processors.safetensors embeddings/ debiased_embeddings/
+  xcm-debias transform pipeline.safetensors shards/ out/ --modality text --batch-size 8192
+  xcm-debias transform pipeline.safetensors test.npz test_debiased.npz
+"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "transform",
         help="apply a fitted pipeline to embedding shards (constant memory, resumable)",
-        description=(
+        description=textwrap.fill(
             "Stream every .npy shard of INPUT (a clip-retrieval folder: img_emb/, text_emb/, "
             "metadata/; or a plain folder of .npy shards with --modality) through the fitted "
-            "pipeline PIPELINE (a .safetensors file written by "
-            "PostProcessor.save, e.g. fair.processors.save(path)) into OUTPUT. Each shard is written atomically; rerunning after "
-            "a crash skips finished shards."
+            "pipeline PIPELINE into OUTPUT. Each shard is written atomically; rerunning after "
+            "a crash skips finished shards. INPUT may also be one saved EmbeddingSet (.npz or "
+            ".parquet), transformed in memory into OUTPUT (.npz or .parquet).",
+            78,
+            break_on_hyphens=False,
         ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("pipeline", help="fitted pipeline file (.safetensors)")
-    parser.add_argument("input", help="input folder of embedding shards")
-    parser.add_argument("output", help="output folder (created; same layout as INPUT)")
+    parser.add_argument(
+        "pipeline",
+        metavar="PIPELINE",
+        help="fitted processor or pipeline file (.safetensors; see below)",
+    )
+    parser.add_argument(
+        "input",
+        metavar="INPUT",
+        help="input folder of embedding shards, or a .npz/.parquet EmbeddingSet",
+    )
+    parser.add_argument(
+        "output",
+        metavar="OUTPUT",
+        help="output folder (created; same layout as INPUT), or a .npz/.parquet file",
+    )
     parser.add_argument(
         "--modality",
         choices=("image", "text"),
@@ -35,9 +71,54 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
+def load_processors(path: str | Path) -> PostProcessor:
+    """The embedding-level processors of a processor file or of a saved ``Debiased``."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"PIPELINE: no such file: {str(path)!r}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = (f.metadata() or {}).get(_METADATA_KEY)
+    except Exception as exc:  # safetensors raises its own error types for a bad header
+        raise CLIError(f"PIPELINE: {path} is not a .safetensors file ({exc})") from None
+    config = json.loads(header).get("config", {}) if header else {}
+    if config.get("class") != "Debiased":
+        return PostProcessor.load(path)
+    pipeline = Debiased.load(path)
+    if pipeline.processors is None:
+        raise CLIError(
+            f"PIPELINE: {path} has no embedding-level processors (only score stages), so it "
+            "changes no vector; measure it with `xcm-debias report --pipeline`"
+        )
+    stages = sum(len(s) for s in pipeline.scorers_.values())
+    if stages:
+        print(
+            f"xcm-debias transform: applying the processors of {path}; its {stages} score "
+            "stage(s) act at search time and are not in the output",
+            file=sys.stderr,
+        )
+    return pipeline.processors
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size: expected a positive integer, got {args.batch_size}")
+    processors = load_processors(args.pipeline)
+    source = Path(args.input)
+    if source.suffix in (".npz", ".parquet"):
+        if Path(args.output).suffix not in (".npz", ".parquet"):
+            raise CLIError(
+                f"OUTPUT: expected a .npz or .parquet file for a {source.suffix} INPUT, "
+                f"got {args.output!r}"
+            )
+        data = EmbeddingSet.load(source)
+        processors.transform(data).save(args.output)
+        print(f"{len(data)} rows in {args.output}")
+        return 0
     written = transform_folder(
-        args.pipeline,
+        processors,
         args.input,
         args.output,
         modality=args.modality,

@@ -27,7 +27,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from xcm_debias._validation import as_label_array, check_positive_int
 from xcm_debias.data import EmbeddingSet
+from xcm_debias.encoders._rows import check_labels, text_rows
 
 ImageInput = Image.Image | str | os.PathLike
 
@@ -235,7 +236,7 @@ class OpenCLIPEncoder:
         caption sets of :meth:`encode_texts` and ``USEEncoder``.
         """
         images = _as_list(images, "images")
-        _check_labels(len(images), item=item, id=id, culture=culture, extra=extra)
+        check_labels(len(images), item=item, id=id, culture=culture, extra=extra)
         columns = dict(extra or {})
         columns.setdefault("caption", np.full(len(images), "", dtype="<U1"))
         return EmbeddingSet(
@@ -292,17 +293,14 @@ class OpenCLIPEncoder:
         """
         texts = _check_texts(texts)
         languages = _check_language(language, len(texts))
-        _check_labels(len(texts), item=item, id=id, culture=culture, extra=extra)
-        columns = dict(extra or {})
-        columns.setdefault("caption", np.asarray(texts, dtype=np.str_))
-        return EmbeddingSet(
-            self.embed_texts(texts, languages),
-            modality="text",
+        return text_rows(
+            lambda: self.embed_texts(texts, languages),
+            texts,
+            languages,
             item=item,
             id=id,
-            language=languages,
             culture=culture,
-            extra=columns,
+            extra=extra,
         )
 
     def _tokenizer_groups(self, language: np.ndarray) -> list[tuple[str | None, np.ndarray]]:
@@ -400,17 +398,6 @@ def _check_language(language: object, n: int) -> np.ndarray:
             f"(first at position {int(empty[0])})"
         )
     return languages
-
-
-def _check_labels(n: int, **labels: object) -> None:
-    """Check label lengths before encoding (``EmbeddingSet`` checks them again after)."""
-    extra = labels.pop("extra")
-    for name, values in labels.items():
-        if values is not None:
-            as_label_array(values, name, n)
-    for name, column in dict(extra or {}).items():  # type: ignore[call-overload]
-        if not isinstance(column, Sized) or len(column) != n:
-            raise ValueError(f"extra[{name!r}]: expected {n} values (one per row), got {column!r}")
 
 
 # ------------------------------------------------------------------------- weights

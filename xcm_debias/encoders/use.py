@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from xcm_debias._validation import as_label_array, check_positive_int
 from xcm_debias.data import EmbeddingSet
+from xcm_debias.encoders._rows import text_rows
 
 #: the languages USE-m3 was trained on (BCP-47 codes)
 USE_LANGUAGES: tuple[str, ...] = (
@@ -117,16 +118,14 @@ class USEEncoder:
         """
         texts = _check_texts(texts)
         languages = _check_languages(language, len(texts))
-        columns = dict(extra or {})
-        columns.setdefault("caption", np.asarray(texts, dtype=np.str_))
-        return EmbeddingSet(
-            self.embed_texts(texts),
-            modality="text",
+        return text_rows(
+            lambda: self.embed_texts(texts),
+            texts,
+            languages,
             item=item,
             id=id,
-            language=languages,
             culture=culture,
-            extra=columns,
+            extra=extra,
         )
 
 

@@ -1,0 +1,33 @@
+"""The recommended pipeline written as a chain spec and as a TOML file (shared by the tests)."""
+
+from __future__ import annotations
+
+RECOMMENDED_SPEC = (
+    "LanguageAlignment(method=ridge, target=centroid); t2i: GroupBalance(temperature=0.02);"
+    " i2t: InvertedSoftmax(beta=20) | GroupBalance(temperature=0.005)"
+    " | ExposureShuffle(tie_quantile=1.0); cross_fit=5"
+)
+
+RECOMMENDED_TOML = """\
+cross_fit = 5
+
+[[processors]]
+class = "LanguageAlignment"
+params = { method = "ridge", target = "centroid" }
+
+[[scoring.t2i]]
+class = "GroupBalance"
+params = { temperature = 0.02 }
+
+[[scoring.i2t]]
+class = "InvertedSoftmax"
+params = { beta = 20.0 }
+
+[[scoring.i2t]]
+class = "GroupBalance"
+params = { temperature = 0.005 }
+
+[[scoring.i2t]]
+class = "ExposureShuffle"
+params = { tie_quantile = 1.0 }
+"""
