@@ -249,8 +249,10 @@ class Chain(PostProcessor):
     deterministic; an item's images and captions stay together) and, for each fold, a fresh copy
     of stage k fitted on the other folds transforms that fold's rows. Each stage itself is still
     fitted on all the rows it receives, so transform is unchanged; fitting costs F extra fits of
-    every stage but the last. ``cross_fit=0`` (default) fits each stage on the previous stage's
-    in-sample output.
+    every stage but the last. The effective number of folds is ``min(F, number of calibration
+    items)``: with fewer items than folds every item is its own fold (leave-one-item-out), so
+    ``cross_fit=20`` works on 12 calibration items (at least 2 items are needed).
+    ``cross_fit=0`` (default) fits each stage on the previous stage's in-sample output.
     """
 
     def __init__(self, *steps: PostProcessor, cross_fit: int = 0) -> None:
@@ -299,45 +301,15 @@ class Chain(PostProcessor):
                 if folds is None:
                     current = step.transform(current)
                 else:
-                    current = self._out_of_fold(i, step, current, folds)
+                    current = out_of_fold_transform(
+                        step, current, folds, f"Chain(cross_fit={self.cross_fit}).fit: step {i}"
+                    )
         self.fitted_flag = torch.tensor(True)
         return self
 
     def _item_folds(self, calibration: EmbeddingSet) -> np.ndarray:
-        """Fold of each row: items permuted with a fixed seed, dealt round-robin to folds."""
-        items, inverse = np.unique(calibration.item, return_inverse=True)
-        if len(items) < self.cross_fit:
-            raise ValueError(
-                f"Chain(cross_fit={self.cross_fit}).fit: expected at least {self.cross_fit} "
-                f"calibration items (one per fold), got {len(items)}"
-            )
-        item_fold = np.empty(len(items), dtype=np.int64)
-        item_fold[np.random.default_rng(0).permutation(len(items))] = (
-            np.arange(len(items)) % self.cross_fit
-        )
-        return item_fold[inverse]
-
-    def _out_of_fold(
-        self, index: int, step: PostProcessor, current: EmbeddingSet, folds: np.ndarray
-    ) -> EmbeddingSet:
-        """``current`` with each fold's rows transformed by a copy of ``step`` fitted without it."""
-        out: torch.Tensor | None = None
-        for fold in range(self.cross_fit):
-            held_out = folds == fold
-            copy = PostProcessor.from_config({**step.to_config(), "fitted_meta": {}})
-            try:
-                copy.fit(current[~held_out])
-            except (ValueError, TypeError) as exc:
-                raise ValueError(
-                    f"Chain(cross_fit={self.cross_fit}).fit: step {index} "
-                    f"({type(step).__name__}) fitted without fold {fold} failed: {exc}"
-                ) from exc
-            part = copy.transform(current[held_out]).embeddings.float()
-            if out is None:
-                out = torch.empty(len(current), part.shape[1], dtype=torch.float32)
-            out[torch.from_numpy(held_out)] = part
-        assert out is not None  # cross_fit >= 2 folds were visited
-        return current.with_embeddings(out)
+        """Fold of each row (see :func:`item_folds`; the chain's seed is fixed at 0)."""
+        return item_folds(calibration, self.cross_fit, 0, f"Chain(cross_fit={self.cross_fit})")
 
     @property
     def is_fitted(self) -> bool:
@@ -355,6 +327,59 @@ class Chain(PostProcessor):
             "params": self.get_params(),
             "steps": [s.to_config() for s in self.steps],
         }
+
+
+def item_folds(calibration: EmbeddingSet, n_folds: int, seed: int, owner: str) -> np.ndarray:
+    """Fold of each row for cross-fitting, by item: an item's images and captions share a fold.
+
+    The items are permuted with ``seed`` and dealt round-robin to ``min(n_folds, n_items)``
+    folds, so every fold holds at least one item: asking for more folds than there are
+    calibration items gives leave-one-item-out, the limit of F-fold cross-fitting. Fold numbers
+    run from 0 to the effective number of folds − 1. ``owner`` prefixes the error raised when
+    fewer than 2 items leave nothing to fit a fold's copy on.
+    """
+    items, inverse = np.unique(calibration.item, return_inverse=True)
+    if len(items) < 2:
+        raise ValueError(
+            f"{owner}.fit: cross-fitting expected at least 2 calibration items (a fold's copy is "
+            f"fitted on the other items), got {len(items)}"
+        )
+    n_effective = min(n_folds, len(items))
+    item_fold = np.empty(len(items), dtype=np.int64)
+    item_fold[np.random.default_rng(seed).permutation(len(items))] = (
+        np.arange(len(items)) % n_effective
+    )
+    return item_fold[inverse]
+
+
+def out_of_fold_transform(
+    step: PostProcessor, data: EmbeddingSet, folds: np.ndarray, where: str
+) -> EmbeddingSet:
+    """``data`` with each fold's rows transformed by a copy of ``step`` fitted without them.
+
+    ``folds`` (from :func:`item_folds`) gives each row's fold; a fold with no row is skipped.
+    A copy that cannot be fitted raises a ValueError starting with ``where`` (which stage) and
+    naming the step's class and the fold. The one cross-fitting loop of :class:`Chain` and
+    :class:`xcm_debias.Debiased`.
+    """
+    out: torch.Tensor | None = None
+    for fold in range(int(folds.max()) + 1):
+        held_out = folds == fold
+        if not held_out.any():
+            continue
+        copy = PostProcessor.from_config({**step.to_config(), "fitted_meta": {}})
+        try:
+            copy.fit(data[~held_out])
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"{where} ({type(step).__name__}) fitted without fold {fold} failed: {exc}"
+            ) from exc
+        part = copy.transform(data[held_out]).embeddings.float()
+        if out is None:
+            out = torch.empty(len(data), part.shape[1], dtype=torch.float32)
+        out[torch.from_numpy(held_out)] = part
+    assert out is not None  # every row lies in some fold
+    return data.with_embeddings(out)
 
 
 def _jsonable(value: Any) -> Any:
