@@ -43,7 +43,6 @@ cross-fit its own steps).
 from __future__ import annotations
 
 import hashlib
-import json
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -52,20 +51,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from xcm_debias._validation import check_positive_int
 from xcm_debias.data import EmbeddingSet
-from xcm_debias.processors.base import (
-    _METADATA_KEY,
-    FORMAT_VERSION,
-    Chain,
-    NotFittedError,
-    PostProcessor,
-    item_folds,
-    out_of_fold_transform,
-    restore_buffers,
-)
+from xcm_debias.fitted import NotFittedError, read_config, restore_buffers, write_safetensors
+from xcm_debias.processors.base import Chain, PostProcessor, item_folds, out_of_fold_transform
 from xcm_debias.retrieval import ExactRetriever, Ranking, Retriever
 from xcm_debias.scoring.base import GalleryColumns, ScoredRows, ScoreNormalizer
 from xcm_debias.topk import blockwise_topk
@@ -282,8 +273,6 @@ class Debiased:
         the JSON configs ride in the header. No pickle. The wrapped retriever is not saved.
         """
         self._check_is_fitted()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, torch.Tensor] = {}
         if self.processors is not None:
             for key, value in self.processors.state_dict().items():
@@ -303,9 +292,7 @@ class Debiased:
             "cross_fit": self.cross_fit,
             "seed": self.seed,
         }
-        meta = {_METADATA_KEY: json.dumps({"format": FORMAT_VERSION, "config": config})}
-        save_file(tensors, str(path), metadata=meta)
-        return path
+        return write_safetensors(path, tensors, config)
 
     @staticmethod
     def load(path: str | Path, retriever: Retriever | None = None) -> Debiased:
@@ -313,17 +300,10 @@ class Debiased:
 
         ``retriever`` defaults to ``ExactRetriever()``.
         """
-        from safetensors import safe_open
-
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"path: no such file: {str(path)!r}")
-        with safe_open(str(path), framework="pt") as f:
-            header = (f.metadata() or {}).get(_METADATA_KEY)
-        config = None if header is None else json.loads(header).get("config")
+        config = read_config(path)
         if not isinstance(config, dict) or config.get("class") != "Debiased":
             raise ValueError(f"{path}: not a saved Debiased pipeline")
-        state = load_file(str(path))
+        state = load_file(str(Path(path)))
         processors = None
         if config["processors"] is not None:
             processors = PostProcessor.from_config(config["processors"])

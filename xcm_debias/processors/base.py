@@ -16,27 +16,24 @@ Habits (scikit-learn estimators + concept-erasure):
 
 from __future__ import annotations
 
-import inspect
-import json
-from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 from xcm_debias.data import MODALITIES, EmbeddingSet
+from xcm_debias.fitted import (  # noqa: F401  (re-exported: the names' former home)
+    _METADATA_KEY,
+    FORMAT_VERSION,
+    FittedModule,
+    NotFittedError,
+    _jsonable,
+    constructor_params,
+    restore_buffers,
+)
 
-_METADATA_KEY = "xcm_debias"
-FORMAT_VERSION = 1
 
-
-class NotFittedError(RuntimeError):
-    """Raised when a processor or scorer is used before ``fit``."""
-
-
-class PostProcessor(torch.nn.Module):
+class PostProcessor(FittedModule):
     """Base class of embedding-level post-processors.
 
     Subclasses set ``needs`` (labels ``transform`` requires on the rows it changes, e.g.
@@ -49,33 +46,8 @@ class PostProcessor(torch.nn.Module):
     fit_needs: ClassVar[tuple[str, ...]] = ()
     registry: ClassVar[dict[str, type[PostProcessor]]] = {}
     apply_to: tuple[str, ...] = MODALITIES
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        PostProcessor.registry[cls.__name__] = cls
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("fitted_flag", torch.tensor(False))
-        self.fitted_meta: dict[str, Any] = {}
-
-    # ------------------------------------------------------------ parameters
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments, read back from same-named attributes (JSON-able)."""
-        return constructor_params(self)
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-
-    @property
-    def is_fitted(self) -> bool:
-        return bool(self.fitted_flag)
-
-    def check_is_fitted(self) -> None:
-        if not self.is_fitted:
-            raise NotFittedError(
-                f"{type(self).__name__}: not fitted; call fit(calibration) before transform"
-            )
+    _kind: ClassVar[str] = "processor"
+    _fit_hint: ClassVar[str] = "call fit(calibration) before transform"
 
     # ------------------------------------------------------------------ fit
     def fit(self, calibration: EmbeddingSet) -> PostProcessor:
@@ -102,13 +74,6 @@ class PostProcessor(torch.nn.Module):
 
     def _fit(self, calibration: EmbeddingSet) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _fit")
-
-    def set_state(self, name: str, value: torch.Tensor) -> None:
-        """Store a fitted tensor as a buffer (replacing any earlier one)."""
-        if name in self._buffers:
-            del self._buffers[name]
-        # contiguous, as save() writes it: a reloaded buffer then computes bit-identically
-        self.register_buffer(name, value.detach().clone(memory_format=torch.contiguous_format))
 
     # ------------------------------------------------------------ transform
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
@@ -162,79 +127,13 @@ class PostProcessor(torch.nn.Module):
             return NotImplemented
         return Chain(self, other)
 
-    # ------------------------------------------------------------ save/load
-    def to_config(self) -> dict[str, Any]:
-        """JSON-able description: class, constructor params and fitted metadata."""
-        return {
-            "class": type(self).__name__,
-            "params": self.get_params(),
-            "fitted_meta": _jsonable(self.fitted_meta),
-        }
-
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> PostProcessor:
-        name = config.get("class")
-        if name == "Chain":
+        """Rebuild an (unfitted) processor or chain from ``to_config`` output."""
+        if isinstance(config, dict) and config.get("class") == "Chain":
             steps = (PostProcessor.from_config(c) for c in config["steps"])
             return Chain(*steps, **config.get("params", {}))
-        if name not in PostProcessor.registry:
-            raise ValueError(
-                f"config: unknown processor class {name!r}; known: {sorted(PostProcessor.registry)}"
-            )
-        proc = PostProcessor.registry[name](**config.get("params", {}))
-        proc.fitted_meta = dict(config.get("fitted_meta", {}))
-        return proc
-
-    def save(self, path: str | Path) -> Path:
-        """Write fitted buffers and the JSON config to one ``.safetensors`` file (no pickle)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        meta = {_METADATA_KEY: json.dumps({"format": FORMAT_VERSION, "config": self.to_config()})}
-        save_file(tensors, str(path), metadata=meta)
-        return path
-
-    @staticmethod
-    def load(path: str | Path) -> PostProcessor:
-        """Rebuild a processor (or chain) saved with ``save``."""
-        from safetensors import safe_open
-
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"path: no such file: {str(path)!r}")
-        with safe_open(str(path), framework="pt") as f:
-            header = (f.metadata() or {}).get(_METADATA_KEY)
-        if header is None:
-            raise ValueError(
-                f"{path}: not an xcm_debias processor file (no '{_METADATA_KEY}' metadata)"
-            )
-        config = json.loads(header)["config"]
-        proc = PostProcessor.from_config(config)
-        restore_buffers(proc, load_file(str(path)))
-        return proc
-
-
-def constructor_params(obj: object) -> dict[str, Any]:
-    """Constructor arguments of ``obj``, read back from same-named attributes (JSON-able).
-
-    Shared by every fitted module (processors here, score normalisers in ``xcm_debias.scoring``).
-    """
-    params = {}
-    for name, p in inspect.signature(type(obj).__init__).parameters.items():
-        if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        params[name] = _jsonable(getattr(obj, name))
-    return params
-
-
-def restore_buffers(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Register every tensor of a saved state dict as a buffer at its dotted path."""
-    for key, value in state.items():
-        owner_path, _, name = key.rpartition(".")
-        owner = module.get_submodule(owner_path) if owner_path else module
-        if name in owner._buffers:
-            del owner._buffers[name]
-        owner.register_buffer(name, value)
+        return PostProcessor._from_registry(config)
 
 
 class Chain(PostProcessor):
@@ -380,17 +279,3 @@ def out_of_fold_transform(
         out[torch.from_numpy(held_out)] = part
     assert out is not None  # every row lies in some fold
     return data.with_embeddings(out)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Iterable):
-        return [_jsonable(v) for v in value]
-    raise TypeError(f"cannot store {type(value).__name__} in a processor's JSON config")
