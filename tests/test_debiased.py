@@ -19,6 +19,7 @@ from xcm_debias import EmbeddingSet, ExactRetriever
 from xcm_debias.debiased import Debiased
 from xcm_debias.faiss_retriever import FaissRetriever
 from xcm_debias.processors import NotFittedError, PostProcessor
+from xcm_debias.processors.base import item_folds
 from xcm_debias.scoring import (
     CSLS,
     DualInvertedSoftmax,
@@ -289,6 +290,38 @@ def test_cross_fit_fits_stages_on_all_rows_and_hands_on_out_of_fold_columns():
         scoring={"t2i": [InvertedSoftmax(beta=10.0), GroupBalance(temperature=0.1)]},
     ).fit(calibration)
     assert not torch.allclose(in_sample.scorers_["t2i"][1].offsets, second.offsets, atol=1e-3)
+
+
+def test_cross_fit_folds_are_capped_at_the_number_of_calibration_items():
+    calibration, test = split(seed=12, n_items=6)  # 3 calibration items
+    assert len(np.unique(calibration.item)) == 3
+
+    def build(folds: int) -> Debiased:
+        scoring = {"t2i": [InvertedSoftmax(beta=10.0), GroupBalance(temperature=0.1)]}
+        return Debiased(ExactRetriever(), ShiftTexts(), scoring=scoring, cross_fit=folds, seed=5)
+
+    capped, three = build(20).fit(calibration), build(3).fit(calibration)
+    for a, b in zip(capped.scorers_["t2i"], three.scorers_["t2i"], strict=True):
+        for (key, value), (_, other) in zip(
+            a.state_dict().items(), b.state_dict().items(), strict=True
+        ):
+            assert torch.equal(value, other), key
+    r20, r3 = capped.search(test.texts, test.images, 3), three.search(test.texts, test.images, 3)
+    assert torch.equal(r20.indices, r3.indices) and torch.equal(r20.scores, r3.scores)
+    # out-of-fold still: each item its own fold, so GroupBalance sees leave-one-item-out columns
+    in_sample = build(0).fit(calibration)  # cross_fit=0: off
+    assert not torch.allclose(
+        in_sample.scorers_["t2i"][1].offsets, capped.scorers_["t2i"][1].offsets, atol=1e-3
+    )
+    # the fold assignment is by item: every item's rows in one fold, three folds of one item
+    folds = item_folds(calibration, 20, 5, "Debiased(cross_fit=20)")
+    per_item = {item: set(folds[calibration.item == item].tolist()) for item in calibration.item}
+    assert all(len(f) == 1 for f in per_item.values())
+    assert sorted(f.pop() for f in per_item.values()) == [0, 1, 2]
+    # one calibration item leaves nothing to fit a fold's copy on
+    one = calibration[calibration.item == calibration.item[0]]
+    with pytest.raises(ValueError, match=r"Debiased\(cross_fit=20\).*at least 2 calibration"):
+        build(20).fit(one)
 
 
 def test_unfitted_directions_and_same_modality_searches_use_processors_only():

@@ -68,10 +68,32 @@ def test_cross_fit_errors_are_explicit() -> None:
         Chain(LanguageProjection(), cross_fit=1)
     with pytest.raises(TypeError, match="cross_fit"):
         Chain(LanguageProjection(), cross_fit=2.5)  # type: ignore[arg-type]
-    tiny = make_world(n_items=3, dim=4)
-    with pytest.raises(ValueError, match="at least 4 calibration items"):
-        Chain(LanguageProjection(), OTRecenter(), cross_fit=4).fit(tiny)
+    one = make_world(n_items=1, dim=4)
+    with pytest.raises(ValueError, match="at least 2 calibration items"):
+        Chain(LanguageProjection(), OTRecenter(), cross_fit=4).fit(one)
     # a fold copy that cannot be fitted says which step and fold
     few = make_world(n_items=4, dim=4)
     with pytest.raises(ValueError, match=r"step 0 \(LanguageProjection\) fitted without fold"):
         Chain(LanguageProjection(method="lir", rank=3), OTRecenter(), cross_fit=2).fit(few)
+
+
+def test_cross_fit_folds_are_capped_at_the_number_of_items() -> None:
+    # 3 items, 20 folds asked: leave-one-item-out, the same fit as cross_fit=3
+    tiny = make_world(n_items=3, dim=4)
+    capped = Chain(LanguageProjection(method="center"), OTRecenter(method="diag"), cross_fit=20)
+    three = Chain(LanguageProjection(method="center"), OTRecenter(method="diag"), cross_fit=3)
+    folds = capped._item_folds(tiny)
+    assert np.array_equal(folds, three._item_folds(tiny))
+    assert sorted(set(folds.tolist())) == [0, 1, 2]
+    for item in np.unique(tiny.item):  # one fold per item, an item's rows together
+        assert len(set(folds[tiny.item == item].tolist())) == 1
+    assert len({int(folds[tiny.item == item][0]) for item in np.unique(tiny.item)}) == 3
+    capped.fit(tiny)
+    three.fit(tiny)
+    expected = three.state_dict()
+    assert capped.state_dict().keys() == expected.keys()
+    for key, value in capped.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+    # and the out-of-fold fit differs from in-sample (the cap did not switch cross-fitting off)
+    in_sample = Chain(LanguageProjection(method="center"), OTRecenter(method="diag")).fit(tiny)
+    assert not torch.allclose(in_sample.steps[1].scale, capped.steps[1].scale)

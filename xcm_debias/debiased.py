@@ -33,14 +33,16 @@ not. With cross-fitting, every stage (each processor step, then each score stage
 fitted on all the rows it receives, but the rows handed to the *next* stage are out-of-fold: the
 calibration items are dealt to ``F`` folds (seeded; an item's images and captions stay
 together) and each fold's rows are transformed (processors) or given their columns (score
-stages) by a copy of the stage fitted on the other folds. ``cross_fit=False`` fits each stage on
-the previous stage's in-sample output (a Chain may still cross-fit its own steps).
+stages) by a copy of the stage fitted on the other folds. The effective number of folds is
+``min(F, number of calibration items)``: with fewer items than folds each item is its own fold
+(leave-one-item-out), so ``cross_fit=20`` fits on 12 calibration items (2 items at least).
+``cross_fit=False`` fits each stage on the previous stage's in-sample output (a Chain may still
+cross-fit its own steps).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -49,18 +51,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from xcm_debias._validation import check_positive_int
 from xcm_debias.data import EmbeddingSet
-from xcm_debias.processors.base import (
-    _METADATA_KEY,
-    FORMAT_VERSION,
-    Chain,
-    NotFittedError,
-    PostProcessor,
-    restore_buffers,
-)
+from xcm_debias.fitted import NotFittedError, read_config, restore_buffers, write_safetensors
+from xcm_debias.processors.base import Chain, PostProcessor, item_folds, out_of_fold_transform
 from xcm_debias.retrieval import ExactRetriever, Ranking, Retriever
 from xcm_debias.scoring.base import GalleryColumns, ScoredRows, ScoreNormalizer
 from xcm_debias.topk import blockwise_topk
@@ -83,7 +79,8 @@ class Debiased:
         scoring: a ScoreNormalizer, a sequence of them (stages in order), or a mapping from
             ``"t2i"``/``"i2t"`` to either. The given objects are templates: ``fit`` fits clones,
             one per direction, kept in ``scorers_``.
-        cross_fit: False, True (5 folds) or a number of folds >= 2 (see the module docstring).
+        cross_fit: False, True (5 folds) or a number of folds >= 2 (see the module docstring),
+            capped at the number of calibration items (leave-one-item-out beyond it).
         seed: seed of the cross-fitting fold assignment.
     """
 
@@ -126,6 +123,9 @@ class Debiased:
     def is_fitted(self) -> bool:
         return self._fitted
 
+    def _owner(self) -> str:
+        return f"Debiased(cross_fit={self.cross_fit})"
+
     def _check_is_fitted(self) -> None:
         if not self._fitted:
             raise NotFittedError("Debiased: not fitted; call fit(calibration) before search")
@@ -150,18 +150,20 @@ class Debiased:
         folds = None
         current = calibration
         if self._n_folds:
-            folds = _item_folds(calibration, self._n_folds, self.seed)
+            folds = item_folds(calibration, self._n_folds, self.seed, self._owner())
             for i, step in enumerate(steps):
                 step.fit(current)
                 if i + 1 < len(steps) or self._templates:
-                    current = _out_of_fold_transform(step, current, folds, self._n_folds, i)
+                    current = out_of_fold_transform(
+                        step, current, folds, f"{self._owner()}.fit: processor step {i}"
+                    )
             if isinstance(self.processors, Chain):
                 self.processors.fitted_flag = torch.tensor(True)
         elif self.processors is not None:
             self.processors.fit(calibration)
             current = self.processors.transform(calibration)
         self.scorers_ = {
-            direction: _fit_scorers(templates, current, folds, self._n_folds, direction)
+            direction: _fit_scorers(templates, current, folds, self._owner(), direction)
             for direction, templates in self._templates.items()
         }
         self._fitted = True
@@ -271,8 +273,6 @@ class Debiased:
         the JSON configs ride in the header. No pickle. The wrapped retriever is not saved.
         """
         self._check_is_fitted()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, torch.Tensor] = {}
         if self.processors is not None:
             for key, value in self.processors.state_dict().items():
@@ -292,9 +292,7 @@ class Debiased:
             "cross_fit": self.cross_fit,
             "seed": self.seed,
         }
-        meta = {_METADATA_KEY: json.dumps({"format": FORMAT_VERSION, "config": config})}
-        save_file(tensors, str(path), metadata=meta)
-        return path
+        return write_safetensors(path, tensors, config)
 
     @staticmethod
     def load(path: str | Path, retriever: Retriever | None = None) -> Debiased:
@@ -302,17 +300,10 @@ class Debiased:
 
         ``retriever`` defaults to ``ExactRetriever()``.
         """
-        from safetensors import safe_open
-
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"path: no such file: {str(path)!r}")
-        with safe_open(str(path), framework="pt") as f:
-            header = (f.metadata() or {}).get(_METADATA_KEY)
-        config = None if header is None else json.loads(header).get("config")
+        config = read_config(path)
         if not isinstance(config, dict) or config.get("class") != "Debiased":
             raise ValueError(f"{path}: not a saved Debiased pipeline")
-        state = load_file(str(path))
+        state = load_file(str(Path(path)))
         processors = None
         if config["processors"] is not None:
             processors = PostProcessor.from_config(config["processors"])
@@ -382,7 +373,7 @@ def _fit_scorers(
     templates: list[ScoreNormalizer],
     calibration: EmbeddingSet,
     folds: np.ndarray | None,
-    n_folds: int,
+    owner: str,
     direction: str,
 ) -> list[ScoreNormalizer]:
     """Fit the stages of one direction in order, each on the banks the earlier ones left."""
@@ -401,7 +392,7 @@ def _fit_scorers(
             queries, gallery = _extend_banks(scorer, queries, gallery)
         else:
             queries, gallery = _extend_banks_out_of_fold(
-                template, queries, gallery, folds[query_rows], folds[gallery_rows], n_folds
+                template, queries, gallery, folds[query_rows], folds[gallery_rows], owner
             )
     return fitted
 
@@ -427,11 +418,12 @@ def _extend_banks_out_of_fold(
     gallery: ScoredRows,
     query_folds: np.ndarray,
     gallery_folds: np.ndarray,
-    n_folds: int,
+    owner: str,
 ) -> tuple[ScoredRows, ScoredRows]:
     """Both banks with columns from copies of the stage fitted without each row's fold."""
     query_columns: torch.Tensor | None = None
     gallery_columns: torch.Tensor | None = None
+    n_folds = int(max(query_folds.max(initial=0), gallery_folds.max(initial=0))) + 1
     for fold in range(n_folds):
         in_q, in_g = query_folds == fold, gallery_folds == fold
         if not (in_q.any() or in_g.any()):
@@ -441,8 +433,7 @@ def _extend_banks_out_of_fold(
             copy.fit(queries.select(~in_q), gallery.select(~in_g))
         except (ValueError, TypeError) as exc:
             raise ValueError(
-                f"Debiased(cross_fit={n_folds}).fit: {type(template).__name__} fitted without "
-                f"fold {fold} failed: {exc}"
+                f"{owner}.fit: {type(template).__name__} fitted without fold {fold} failed: {exc}"
             ) from exc
         columns = copy.gallery_columns(gallery)
         if gallery_columns is None:
@@ -457,44 +448,6 @@ def _extend_banks_out_of_fold(
             query_columns[torch.from_numpy(in_q)] = copy.query_columns(part, columns, top1)
     assert query_columns is not None and gallery_columns is not None  # some fold has rows
     return queries.extended(query_columns), gallery.extended(gallery_columns)
-
-
-def _item_folds(calibration: EmbeddingSet, n_folds: int, seed: int) -> np.ndarray:
-    """Fold of each row: items permuted with ``seed`` and dealt round-robin to the folds."""
-    items, inverse = np.unique(calibration.item, return_inverse=True)
-    if len(items) < n_folds:
-        raise ValueError(
-            f"Debiased(cross_fit={n_folds}).fit: expected at least {n_folds} calibration items "
-            f"(one per fold), got {len(items)}"
-        )
-    item_fold = np.empty(len(items), dtype=np.int64)
-    item_fold[np.random.default_rng(seed).permutation(len(items))] = np.arange(len(items)) % n_folds
-    return item_fold[inverse]
-
-
-def _out_of_fold_transform(
-    step: PostProcessor, data: EmbeddingSet, folds: np.ndarray, n_folds: int, index: int
-) -> EmbeddingSet:
-    """``data`` with each fold's rows transformed by a copy of ``step`` fitted without them."""
-    out: torch.Tensor | None = None
-    for fold in range(n_folds):
-        held_out = folds == fold
-        if not held_out.any():
-            continue
-        copy = PostProcessor.from_config({**step.to_config(), "fitted_meta": {}})
-        try:
-            copy.fit(data[~held_out])
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                f"Debiased(cross_fit={n_folds}).fit: processor step {index} "
-                f"({type(step).__name__}) fitted without fold {fold} failed: {exc}"
-            ) from exc
-        part = copy.transform(data[held_out]).embeddings.float()
-        if out is None:
-            out = torch.empty(len(data), part.shape[1])
-        out[torch.from_numpy(held_out)] = part
-    assert out is not None  # every row lies in some fold
-    return data.with_embeddings(out)
 
 
 def _n_folds(cross_fit: object) -> int:

@@ -4,6 +4,13 @@ Usage::
 
     python docs/methods/processors_world.py --seeds 0 1 2                 # every method
     python docs/methods/processors_world.py --seeds 0 1 2 --only leace center
+    python docs/methods/processors_world.py --seeds 0 1 2 --write         # refresh the pages
+
+``--write`` measures every configuration a page shows (``PAGES``) and replaces the table
+between the page's markers (``<!-- processors_world.py table -->`` …
+``<!-- /processors_world.py table -->``), so a rerun refreshes the measured sections of
+docs/methods/{language_projection,language_alignment,decoupling,ot_recenter,invgc,
+chain_cross_fit}.md. About ten minutes on 2 CPU cores.
 
 Each configuration is fitted on the world's calibration split (60 items) and measured on its
 test split (240 items) with ``BiasReport``; the Markdown table holds means over the seeds.
@@ -13,8 +20,10 @@ Chance for own-culture@1 is 1/8 (every item is drawn in all 8 cultures).
 from __future__ import annotations
 
 import argparse
+import functools
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -74,6 +83,42 @@ COLUMNS = {
 }
 
 
+HERE = Path(__file__).resolve().parent
+BEGIN, END = "<!-- processors_world.py table -->", "<!-- /processors_world.py table -->"
+
+# page -> the configurations its measured table shows (first: the baseline)
+PAGES: dict[str, tuple[str, ...]] = {
+    "language_projection.md": (
+        "none",
+        "center",
+        "subspace",
+        "subspace (text+image)",
+        "leace",
+        "leace (text+image)",
+        "lir",
+    ),
+    "language_alignment.md": ("none", "align ridge", "align procrustes"),
+    "decoupling.md": (
+        "none",
+        "leace",
+        "decouple oblique",
+        "decouple orthogonal",
+        "align → orthogonal",
+        "align → orthogonal, cross_fit=5",
+    ),
+    "ot_recenter.md": ("none", "ot mean", "ot diag", "ot lowrank", "ot gaussian", "ot modality"),
+    "invgc.md": ("none", "invgc"),
+    "chain_cross_fit.md": (
+        "none",
+        "align → orthogonal",
+        "align → orthogonal, cross_fit=5",
+        "align → leace",
+        "align → leace, cross_fit=5",
+    ),
+}
+
+
+@functools.cache
 def measure(name: str, seed: int) -> dict[str, float]:
     calib, test = world_calibration_test(seed=seed)
     processors = CONFIGS[name]()
@@ -92,20 +137,16 @@ def measure(name: str, seed: int) -> dict[str, float]:
     return row
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--only", nargs="*", default=None, help="configuration names")
-    args = parser.parse_args()
-    warnings.simplefilter("ignore", UserWarning)
-    names = args.only or list(CONFIGS)
-    header = None
+def table(names: Sequence[str], seeds: Sequence[int]) -> list[str]:
+    """Markdown rows: header, rule, one row per configuration (means over ``seeds``)."""
+    lines: list[str] = []
+    header: list[str] | None = None
     for name in names:
-        rows = [measure(name, seed) for seed in args.seeds]
+        rows = [measure(name, seed) for seed in seeds]
         if header is None:
             header = list(rows[0])
-            print("| method | " + " | ".join(header) + " |")
-            print("|---" * (len(header) + 1) + "|")
+            lines.append("| method | " + " | ".join(header) + " |")
+            lines.append("|---" * (len(header) + 1) + "|")
         cells = []
         for column in header:
             values = [row[column] for row in rows]
@@ -115,7 +156,39 @@ def main() -> None:
                 cells.append(f"{low:.2f}–{high:.2f}")
             else:
                 cells.append(f"{np.mean(values):.3f}")
-        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_page(page: Path, lines: list[str], seeds: Sequence[int]) -> None:
+    """Replace the table between the page's markers (which must be there, once each)."""
+    text = page.read_text()
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
+        raise SystemExit(f"{page}: expected one {BEGIN!r} … {END!r} block")
+    head, rest = text.split(BEGIN)
+    _, tail = rest.split(END)
+    seeds_text = ", ".join(map(str, seeds))
+    block = [BEGIN, f"Means over world seeds {seeds_text}:", "", *lines, END]
+    page.write_text(head + "\n".join(block) + tail)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--only", nargs="*", default=None, help="configuration names")
+    parser.add_argument(
+        "--write", action="store_true", help="refresh the tables of the pages in PAGES"
+    )
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", UserWarning)
+    if args.write:
+        for page, names in PAGES.items():
+            lines = table(names, args.seeds)
+            write_page(HERE / page, lines, args.seeds)
+            print(f"{page}:", *lines, sep="\n", flush=True)
+        return
+    for line in table(args.only or list(CONFIGS), args.seeds):
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -107,6 +107,26 @@ def covariance(x: torch.Tensor, shrinkage: str | float) -> tuple[torch.Tensor, f
     return (1.0 - delta) * s + delta * mu * eye, delta
 
 
+def whitened_cross_covariances(
+    x: torch.Tensor,
+    labels: Sequence[torch.Tensor],
+    shrinkage: str | float,
+    powers: Sequence[float] = (-0.5,),
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """The covariance set-up of the linear erasers: ``(μ, [Σ_xℓ for ℓ in labels], [Σ^p])``.
+
+    ``μ`` is the mean of rows ``x``, ``Σ`` their :func:`covariance` (shrunk by ``shrinkage``),
+    ``Σ_xℓ = (x − μ)ᵀ(ℓ − ℓ̄)/n`` the cross-covariance with each label matrix ``ℓ`` (``[n, k]``,
+    e.g. one-hot languages, culture profiles) and ``Σ^p`` the symmetric matrix powers in
+    ``powers`` (``-0.5`` whitens, ``0.5`` un-whitens), from one eigendecomposition.
+    """
+    mean = x.mean(dim=0)
+    sigma, _ = covariance(x, shrinkage)
+    centred = x - mean
+    crosses = [centred.T @ (z - z.mean(dim=0)) / x.shape[0] for z in labels]
+    return mean, crosses, sym_powers(sigma, powers)
+
+
 def diagonal_variance(x: torch.Tensor, shrinkage: str | float) -> torch.Tensor:
     """Diagonal of :func:`covariance` (the Ledoit–Wolf intensity still sees the full matrix)."""
     var = (x - x.mean(dim=0)).square().mean(dim=0)

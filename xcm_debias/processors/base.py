@@ -16,27 +16,24 @@ Habits (scikit-learn estimators + concept-erasure):
 
 from __future__ import annotations
 
-import inspect
-import json
-from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 from xcm_debias.data import MODALITIES, EmbeddingSet
+from xcm_debias.fitted import (  # noqa: F401  (re-exported: the names' former home)
+    _METADATA_KEY,
+    FORMAT_VERSION,
+    FittedModule,
+    NotFittedError,
+    _jsonable,
+    constructor_params,
+    restore_buffers,
+)
 
-_METADATA_KEY = "xcm_debias"
-FORMAT_VERSION = 1
 
-
-class NotFittedError(RuntimeError):
-    """Raised when a processor or scorer is used before ``fit``."""
-
-
-class PostProcessor(torch.nn.Module):
+class PostProcessor(FittedModule):
     """Base class of embedding-level post-processors.
 
     Subclasses set ``needs`` (labels ``transform`` requires on the rows it changes, e.g.
@@ -49,33 +46,8 @@ class PostProcessor(torch.nn.Module):
     fit_needs: ClassVar[tuple[str, ...]] = ()
     registry: ClassVar[dict[str, type[PostProcessor]]] = {}
     apply_to: tuple[str, ...] = MODALITIES
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        PostProcessor.registry[cls.__name__] = cls
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("fitted_flag", torch.tensor(False))
-        self.fitted_meta: dict[str, Any] = {}
-
-    # ------------------------------------------------------------ parameters
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments, read back from same-named attributes (JSON-able)."""
-        return constructor_params(self)
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-
-    @property
-    def is_fitted(self) -> bool:
-        return bool(self.fitted_flag)
-
-    def check_is_fitted(self) -> None:
-        if not self.is_fitted:
-            raise NotFittedError(
-                f"{type(self).__name__}: not fitted; call fit(calibration) before transform"
-            )
+    _kind: ClassVar[str] = "processor"
+    _fit_hint: ClassVar[str] = "call fit(calibration) before transform"
 
     # ------------------------------------------------------------------ fit
     def fit(self, calibration: EmbeddingSet) -> PostProcessor:
@@ -102,13 +74,6 @@ class PostProcessor(torch.nn.Module):
 
     def _fit(self, calibration: EmbeddingSet) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _fit")
-
-    def set_state(self, name: str, value: torch.Tensor) -> None:
-        """Store a fitted tensor as a buffer (replacing any earlier one)."""
-        if name in self._buffers:
-            del self._buffers[name]
-        # contiguous, as save() writes it: a reloaded buffer then computes bit-identically
-        self.register_buffer(name, value.detach().clone(memory_format=torch.contiguous_format))
 
     # ------------------------------------------------------------ transform
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
@@ -162,79 +127,13 @@ class PostProcessor(torch.nn.Module):
             return NotImplemented
         return Chain(self, other)
 
-    # ------------------------------------------------------------ save/load
-    def to_config(self) -> dict[str, Any]:
-        """JSON-able description: class, constructor params and fitted metadata."""
-        return {
-            "class": type(self).__name__,
-            "params": self.get_params(),
-            "fitted_meta": _jsonable(self.fitted_meta),
-        }
-
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> PostProcessor:
-        name = config.get("class")
-        if name == "Chain":
+        """Rebuild an (unfitted) processor or chain from ``to_config`` output."""
+        if isinstance(config, dict) and config.get("class") == "Chain":
             steps = (PostProcessor.from_config(c) for c in config["steps"])
             return Chain(*steps, **config.get("params", {}))
-        if name not in PostProcessor.registry:
-            raise ValueError(
-                f"config: unknown processor class {name!r}; known: {sorted(PostProcessor.registry)}"
-            )
-        proc = PostProcessor.registry[name](**config.get("params", {}))
-        proc.fitted_meta = dict(config.get("fitted_meta", {}))
-        return proc
-
-    def save(self, path: str | Path) -> Path:
-        """Write fitted buffers and the JSON config to one ``.safetensors`` file (no pickle)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        meta = {_METADATA_KEY: json.dumps({"format": FORMAT_VERSION, "config": self.to_config()})}
-        save_file(tensors, str(path), metadata=meta)
-        return path
-
-    @staticmethod
-    def load(path: str | Path) -> PostProcessor:
-        """Rebuild a processor (or chain) saved with ``save``."""
-        from safetensors import safe_open
-
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"path: no such file: {str(path)!r}")
-        with safe_open(str(path), framework="pt") as f:
-            header = (f.metadata() or {}).get(_METADATA_KEY)
-        if header is None:
-            raise ValueError(
-                f"{path}: not an xcm_debias processor file (no '{_METADATA_KEY}' metadata)"
-            )
-        config = json.loads(header)["config"]
-        proc = PostProcessor.from_config(config)
-        restore_buffers(proc, load_file(str(path)))
-        return proc
-
-
-def constructor_params(obj: object) -> dict[str, Any]:
-    """Constructor arguments of ``obj``, read back from same-named attributes (JSON-able).
-
-    Shared by every fitted module (processors here, score normalisers in ``xcm_debias.scoring``).
-    """
-    params = {}
-    for name, p in inspect.signature(type(obj).__init__).parameters.items():
-        if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        params[name] = _jsonable(getattr(obj, name))
-    return params
-
-
-def restore_buffers(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Register every tensor of a saved state dict as a buffer at its dotted path."""
-    for key, value in state.items():
-        owner_path, _, name = key.rpartition(".")
-        owner = module.get_submodule(owner_path) if owner_path else module
-        if name in owner._buffers:
-            del owner._buffers[name]
-        owner.register_buffer(name, value)
+        return PostProcessor._from_registry(config)
 
 
 class Chain(PostProcessor):
@@ -249,8 +148,10 @@ class Chain(PostProcessor):
     deterministic; an item's images and captions stay together) and, for each fold, a fresh copy
     of stage k fitted on the other folds transforms that fold's rows. Each stage itself is still
     fitted on all the rows it receives, so transform is unchanged; fitting costs F extra fits of
-    every stage but the last. ``cross_fit=0`` (default) fits each stage on the previous stage's
-    in-sample output.
+    every stage but the last. The effective number of folds is ``min(F, number of calibration
+    items)``: with fewer items than folds every item is its own fold (leave-one-item-out), so
+    ``cross_fit=20`` works on 12 calibration items (at least 2 items are needed).
+    ``cross_fit=0`` (default) fits each stage on the previous stage's in-sample output.
     """
 
     def __init__(self, *steps: PostProcessor, cross_fit: int = 0) -> None:
@@ -299,45 +200,15 @@ class Chain(PostProcessor):
                 if folds is None:
                     current = step.transform(current)
                 else:
-                    current = self._out_of_fold(i, step, current, folds)
+                    current = out_of_fold_transform(
+                        step, current, folds, f"Chain(cross_fit={self.cross_fit}).fit: step {i}"
+                    )
         self.fitted_flag = torch.tensor(True)
         return self
 
     def _item_folds(self, calibration: EmbeddingSet) -> np.ndarray:
-        """Fold of each row: items permuted with a fixed seed, dealt round-robin to folds."""
-        items, inverse = np.unique(calibration.item, return_inverse=True)
-        if len(items) < self.cross_fit:
-            raise ValueError(
-                f"Chain(cross_fit={self.cross_fit}).fit: expected at least {self.cross_fit} "
-                f"calibration items (one per fold), got {len(items)}"
-            )
-        item_fold = np.empty(len(items), dtype=np.int64)
-        item_fold[np.random.default_rng(0).permutation(len(items))] = (
-            np.arange(len(items)) % self.cross_fit
-        )
-        return item_fold[inverse]
-
-    def _out_of_fold(
-        self, index: int, step: PostProcessor, current: EmbeddingSet, folds: np.ndarray
-    ) -> EmbeddingSet:
-        """``current`` with each fold's rows transformed by a copy of ``step`` fitted without it."""
-        out: torch.Tensor | None = None
-        for fold in range(self.cross_fit):
-            held_out = folds == fold
-            copy = PostProcessor.from_config({**step.to_config(), "fitted_meta": {}})
-            try:
-                copy.fit(current[~held_out])
-            except (ValueError, TypeError) as exc:
-                raise ValueError(
-                    f"Chain(cross_fit={self.cross_fit}).fit: step {index} "
-                    f"({type(step).__name__}) fitted without fold {fold} failed: {exc}"
-                ) from exc
-            part = copy.transform(current[held_out]).embeddings.float()
-            if out is None:
-                out = torch.empty(len(current), part.shape[1], dtype=torch.float32)
-            out[torch.from_numpy(held_out)] = part
-        assert out is not None  # cross_fit >= 2 folds were visited
-        return current.with_embeddings(out)
+        """Fold of each row (see :func:`item_folds`; the chain's seed is fixed at 0)."""
+        return item_folds(calibration, self.cross_fit, 0, f"Chain(cross_fit={self.cross_fit})")
 
     @property
     def is_fitted(self) -> bool:
@@ -357,15 +228,54 @@ class Chain(PostProcessor):
         }
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Iterable):
-        return [_jsonable(v) for v in value]
-    raise TypeError(f"cannot store {type(value).__name__} in a processor's JSON config")
+def item_folds(calibration: EmbeddingSet, n_folds: int, seed: int, owner: str) -> np.ndarray:
+    """Fold of each row for cross-fitting, by item: an item's images and captions share a fold.
+
+    The items are permuted with ``seed`` and dealt round-robin to ``min(n_folds, n_items)``
+    folds, so every fold holds at least one item: asking for more folds than there are
+    calibration items gives leave-one-item-out, the limit of F-fold cross-fitting. Fold numbers
+    run from 0 to the effective number of folds − 1. ``owner`` prefixes the error raised when
+    fewer than 2 items leave nothing to fit a fold's copy on.
+    """
+    items, inverse = np.unique(calibration.item, return_inverse=True)
+    if len(items) < 2:
+        raise ValueError(
+            f"{owner}.fit: cross-fitting expected at least 2 calibration items (a fold's copy is "
+            f"fitted on the other items), got {len(items)}"
+        )
+    n_effective = min(n_folds, len(items))
+    item_fold = np.empty(len(items), dtype=np.int64)
+    item_fold[np.random.default_rng(seed).permutation(len(items))] = (
+        np.arange(len(items)) % n_effective
+    )
+    return item_fold[inverse]
+
+
+def out_of_fold_transform(
+    step: PostProcessor, data: EmbeddingSet, folds: np.ndarray, where: str
+) -> EmbeddingSet:
+    """``data`` with each fold's rows transformed by a copy of ``step`` fitted without them.
+
+    ``folds`` (from :func:`item_folds`) gives each row's fold; a fold with no row is skipped.
+    A copy that cannot be fitted raises a ValueError starting with ``where`` (which stage) and
+    naming the step's class and the fold. The one cross-fitting loop of :class:`Chain` and
+    :class:`xcm_debias.Debiased`.
+    """
+    out: torch.Tensor | None = None
+    for fold in range(int(folds.max()) + 1):
+        held_out = folds == fold
+        if not held_out.any():
+            continue
+        copy = PostProcessor.from_config({**step.to_config(), "fitted_meta": {}})
+        try:
+            copy.fit(data[~held_out])
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"{where} ({type(step).__name__}) fitted without fold {fold} failed: {exc}"
+            ) from exc
+        part = copy.transform(data[held_out]).embeddings.float()
+        if out is None:
+            out = torch.empty(len(data), part.shape[1], dtype=torch.float32)
+        out[torch.from_numpy(held_out)] = part
+    assert out is not None  # every row lies in some fold
+    return data.with_embeddings(out)

@@ -155,12 +155,10 @@ class CultureLanguageDecoupler(PostProcessor):
                 "captions of each culture in several languages, or method='orthogonal'"
             )
         x = _stats.prepare(texts.embeddings, self.normalize)
-        mean = x.mean(dim=0)
         z = _stats.one_hot(lang_codes, len(languages))
-        sigma, _ = _stats.covariance(x, shrinkage)
-        sigma_xz = (x - mean).T @ (z - z.mean(dim=0)) / len(x)
-        sigma_xy = (x - mean).T @ (y - y.mean(dim=0)) / len(x)
-        whiten = _stats.sym_power(sigma, -0.5)
+        mean, (sigma_xz, sigma_xy), (whiten,) = _stats.whitened_cross_covariances(
+            x, (z, y), shrinkage
+        )
         constraints = whiten @ torch.cat([sigma_xz, sigma_xy], dim=1)
         s = torch.linalg.svdvals(constraints)
         expected = (len(languages) - 1) + _rank(y - y.mean(dim=0))

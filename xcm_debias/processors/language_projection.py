@@ -60,10 +60,9 @@ def leace_factors(
     Σ_xzᵀΣ⁻¹``; singular values of ``WΣ_xz`` at or below ``rtol·σ_max`` are dropped, so K
     one-hot classes give rank ≤ K − 1.
     """
-    mean = x.mean(dim=0)
-    sigma, _ = _stats.covariance(x, shrinkage)
-    sigma_xz = (x - mean).T @ (z - z.mean(dim=0)) / x.shape[0]
-    whiten, unwhiten = _stats.sym_powers(sigma, (-0.5, 0.5))
+    mean, (sigma_xz,), (whiten, unwhiten) = _stats.whitened_cross_covariances(
+        x, (z,), shrinkage, (-0.5, 0.5)
+    )
     u = _stats.orth_basis(whiten @ sigma_xz, rtol)
     return unwhiten @ u, u.T @ whiten, mean
 

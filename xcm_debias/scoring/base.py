@@ -19,33 +19,24 @@ Stages compose. A stage fitted after others sees their effect through :class:`Sc
 appended), so its cross-modal scores are ``[q, u_prev]·[g, v_prev]`` while same-modality
 similarities (DBNorm's gallery bank) use the plain rows.
 
-Habits shared with :class:`xcm_debias.processors.PostProcessor`: constructor arguments stored
-untouched and validated in ``fit``; fitted tensors in registered buffers, JSON metadata in
-``fitted_meta``; ``save``/``load`` through one safetensors file, no pickle.
+The fitted-module machinery is shared with :class:`xcm_debias.processors.PostProcessor` through
+:class:`xcm_debias.fitted.FittedModule`: constructor arguments stored untouched and validated in
+``fit``; fitted tensors in registered buffers, JSON metadata in ``fitted_meta``; ``save``/``load``
+through one safetensors file, no pickle; a registry of class names of its own.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 from xcm_debias._validation import check_positive_int
 from xcm_debias.data import EmbeddingSet
-from xcm_debias.processors.base import (
-    _METADATA_KEY,
-    FORMAT_VERSION,
-    NotFittedError,
-    _jsonable,
-    constructor_params,
-    restore_buffers,
-)
+from xcm_debias.fitted import FittedModule
 
 
 @dataclass(frozen=True)
@@ -111,7 +102,7 @@ class GalleryColumns:
     active: torch.Tensor | None = None
 
 
-class ScoreNormalizer(torch.nn.Module):
+class ScoreNormalizer(FittedModule):
     """Base class of score-level methods (see the module docstring for the offset form).
 
     Subclasses implement ``_fit(query_bank, gallery_bank)``, ``_gallery_columns(gallery)``,
@@ -121,33 +112,8 @@ class ScoreNormalizer(torch.nn.Module):
     """
 
     registry: ClassVar[dict[str, type[ScoreNormalizer]]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        ScoreNormalizer.registry[cls.__name__] = cls
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("fitted_flag", torch.tensor(False))
-        self.fitted_meta: dict[str, Any] = {}
-
-    # ------------------------------------------------------------ parameters
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments, read back from same-named attributes (JSON-able)."""
-        return constructor_params(self)
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-
-    @property
-    def is_fitted(self) -> bool:
-        return bool(self.fitted_flag)
-
-    def check_is_fitted(self) -> None:
-        if not self.is_fitted:
-            raise NotFittedError(
-                f"{type(self).__name__}: not fitted; call fit(query_bank, gallery_bank) first"
-            )
+    _kind: ClassVar[str] = "score normaliser"
+    _fit_hint: ClassVar[str] = "call fit(query_bank, gallery_bank) first"
 
     @property
     def needs_top1(self) -> bool:
@@ -184,10 +150,6 @@ class ScoreNormalizer(torch.nn.Module):
 
     def _fit(self, query_bank: ScoredRows, gallery_bank: ScoredRows) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _fit")
-
-    def set_state(self, name: str, value: torch.Tensor) -> None:
-        """Store a fitted tensor as a buffer (replacing any earlier one)."""
-        restore_buffers(self, {name: value.detach().clone()})
 
     # ---------------------------------------------------------------- apply
     def _rows_for_apply(self, value: EmbeddingSet | ScoredRows, name: str) -> ScoredRows:
@@ -257,58 +219,14 @@ class ScoreNormalizer(torch.nn.Module):
             return base + self._query_columns(q, cols, top1) @ cols.columns.T
 
     # ------------------------------------------------------------ save/load
-    def to_config(self) -> dict[str, Any]:
-        """JSON-able description: class, constructor params and fitted metadata."""
-        return {
-            "class": type(self).__name__,
-            "params": self.get_params(),
-            "fitted_meta": _jsonable(self.fitted_meta),
-        }
-
     @staticmethod
     def from_config(config: dict[str, Any], *, fitted_meta: bool = True) -> ScoreNormalizer:
         """Rebuild an (unfitted) normaliser from ``to_config`` output or a hand-written dict."""
-        if not isinstance(config, dict):
-            raise TypeError(f"config: expected a dict, got {type(config).__name__}")
-        name = config.get("class")
-        if name not in ScoreNormalizer.registry:
-            raise ValueError(
-                f"config: unknown score normaliser class {name!r}; "
-                f"known: {sorted(ScoreNormalizer.registry)}"
-            )
-        scorer = ScoreNormalizer.registry[name](**config.get("params", {}))
-        if fitted_meta:
-            scorer.fitted_meta = dict(config.get("fitted_meta", {}))
-        return scorer
+        return ScoreNormalizer._from_registry(config, fitted_meta)
 
     def clone_unfitted(self) -> ScoreNormalizer:
         """A fresh, unfitted normaliser with the same constructor arguments."""
         return ScoreNormalizer.from_config(self.to_config(), fitted_meta=False)
-
-    def save(self, path: str | Path) -> Path:
-        """Write fitted buffers and the JSON config to one ``.safetensors`` file (no pickle)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        meta = {_METADATA_KEY: json.dumps({"format": FORMAT_VERSION, "config": self.to_config()})}
-        save_file(tensors, str(path), metadata=meta)
-        return path
-
-    @staticmethod
-    def load(path: str | Path) -> ScoreNormalizer:
-        """Rebuild a normaliser saved with ``save``."""
-        from safetensors import safe_open
-
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"path: no such file: {str(path)!r}")
-        with safe_open(str(path), framework="pt") as f:
-            header = (f.metadata() or {}).get(_METADATA_KEY)
-        if header is None:
-            raise ValueError(f"{path}: not an xcm_debias file (no '{_METADATA_KEY}' metadata)")
-        scorer = ScoreNormalizer.from_config(json.loads(header)["config"])
-        restore_buffers(scorer, load_file(str(path)))
-        return scorer
 
 
 def check_positive_float(value: object, name: str) -> float:

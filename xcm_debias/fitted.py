@@ -1,0 +1,204 @@
+"""FittedModule: the fitted-module machinery shared by processors and score normalisers.
+
+Both :class:`xcm_debias.processors.PostProcessor` (embedding level) and
+:class:`xcm_debias.scoring.ScoreNormalizer` (score level) follow one contract (scikit-learn
+estimators + concept-erasure):
+
+* constructor arguments are stored untouched as same-named attributes and read back by
+  ``get_params()`` (JSON-able), so a module is re-creatable from its config;
+* fitted tensors live in registered buffers (``state_dict()`` is the whole fitted model), set
+  with ``set_state``; ``fitted_flag`` says whether ``fit`` ran; small JSON metadata rides in
+  ``fitted_meta``;
+* ``to_config()`` / ``from_config()`` describe a module as ``{"class", "params",
+  "fitted_meta"}``; each family keeps its own ``registry`` of class names (a processor and a
+  normaliser may share a name), filled when a subclass is defined;
+* ``save(path)`` writes one safetensors file whose header metadata holds
+  ``{"format": FORMAT_VERSION, "config": ...}`` under the key ``"xcm_debias"``: no pickle;
+  ``load(path)`` rebuilds the module.
+
+File format: version 1 (the only one so far) is the layout above; a file whose ``format`` is
+newer than this code's ``FORMAT_VERSION`` is refused with an explicit error rather than misread.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+_METADATA_KEY = "xcm_debias"
+FORMAT_VERSION = 1
+
+_Module = TypeVar("_Module", bound="FittedModule")
+
+
+class NotFittedError(RuntimeError):
+    """Raised when a processor or scorer is used before ``fit``."""
+
+
+class FittedModule(torch.nn.Module):
+    """Base of every fitted module (see the module docstring).
+
+    A family base (``PostProcessor``, ``ScoreNormalizer``) defines its own ``registry`` dict in
+    its class body; every subclass defined below it is registered there by class name. The
+    family sets ``_kind`` (a word for messages) and ``_fit_hint`` (how to fit, for the
+    not-fitted error).
+    """
+
+    _kind: ClassVar[str] = "module"
+    _fit_hint: ClassVar[str] = "call fit first"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__mro__[1:]:
+            if "registry" in base.__dict__:
+                base.__dict__["registry"][cls.__name__] = cls
+                break
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("fitted_flag", torch.tensor(False))
+        self.fitted_meta: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ parameters
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments, read back from same-named attributes (JSON-able)."""
+        return constructor_params(self)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+
+    @property
+    def is_fitted(self) -> bool:
+        return bool(self.fitted_flag)
+
+    def check_is_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"{type(self).__name__}: not fitted; {self._fit_hint}")
+
+    def set_state(self, name: str, value: torch.Tensor) -> None:
+        """Store a fitted tensor as a buffer (replacing any earlier one)."""
+        if name in self._buffers:
+            del self._buffers[name]
+        # contiguous, as save() writes it: a reloaded buffer then computes bit-identically
+        self.register_buffer(name, value.detach().clone(memory_format=torch.contiguous_format))
+
+    # ------------------------------------------------------------ save/load
+    def to_config(self) -> dict[str, Any]:
+        """JSON-able description: class, constructor params and fitted metadata."""
+        return {
+            "class": type(self).__name__,
+            "params": self.get_params(),
+            "fitted_meta": _jsonable(self.fitted_meta),
+        }
+
+    @classmethod
+    def _from_registry(
+        cls: type[_Module], config: dict[str, Any], fitted_meta: bool = True
+    ) -> _Module:
+        """An unfitted instance of the registered class ``config["class"]`` of this family."""
+        if not isinstance(config, dict):
+            raise TypeError(f"config: expected a dict, got {type(config).__name__}")
+        registry: dict[str, type[_Module]] = cls.registry  # type: ignore[attr-defined]
+        name = config.get("class")
+        if name not in registry:
+            raise ValueError(
+                f"config: unknown {cls._kind} class {name!r}; known: {sorted(registry)}"
+            )
+        module = registry[name](**config.get("params", {}))
+        if fitted_meta:
+            module.fitted_meta = dict(config.get("fitted_meta", {}))
+        return module
+
+    def save(self, path: str | Path) -> Path:
+        """Write fitted buffers and the JSON config to one ``.safetensors`` file (no pickle)."""
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        return write_safetensors(path, tensors, self.to_config())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Any:
+        """Rebuild a module of this family saved with ``save`` (buffers restored)."""
+        config = read_config(path)
+        if config is None:
+            raise ValueError(
+                f"{path}: not an xcm_debias {cls._kind} file (no '{_METADATA_KEY}' metadata)"
+            )
+        module = cls.from_config(config)  # type: ignore[attr-defined]
+        restore_buffers(module, load_file(str(Path(path))))
+        return module
+
+
+def write_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], config: Any) -> Path:
+    """Write ``tensors`` and ``{"format": FORMAT_VERSION, "config": config}`` to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {_METADATA_KEY: json.dumps({"format": FORMAT_VERSION, "config": config})}
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+def read_config(path: str | Path) -> Any:
+    """The ``config`` stored in an xcm_debias safetensors header, or None when it has none.
+
+    Raises FileNotFoundError for a missing file and ValueError for a format newer than
+    ``FORMAT_VERSION``.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"path: no such file: {str(path)!r}")
+    with safe_open(str(path), framework="pt") as f:
+        header = (f.metadata() or {}).get(_METADATA_KEY)
+    if header is None:
+        return None
+    content = json.loads(header)
+    if not isinstance(content, dict):
+        return None
+    version = content.get("format", FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: expected an xcm_debias file format <= {FORMAT_VERSION}, got {version!r} "
+            "(written by a newer xcm_debias?)"
+        )
+    return content.get("config")
+
+
+def constructor_params(obj: object) -> dict[str, Any]:
+    """Constructor arguments of ``obj``, read back from same-named attributes (JSON-able)."""
+    params = {}
+    for name, p in inspect.signature(type(obj).__init__).parameters.items():
+        if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        params[name] = _jsonable(getattr(obj, name))
+    return params
+
+
+def restore_buffers(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Register every tensor of a saved state dict as a buffer at its dotted path."""
+    for key, value in state.items():
+        owner_path, _, name = key.rpartition(".")
+        owner = module.get_submodule(owner_path) if owner_path else module
+        if name in owner._buffers:
+            del owner._buffers[name]
+        owner.register_buffer(name, value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Iterable):
+        return [_jsonable(v) for v in value]
+    raise TypeError(f"cannot store {type(value).__name__} in a processor's JSON config")
