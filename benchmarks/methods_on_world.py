@@ -585,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
                     "seeds": args.seeds,
                     "command": command,
                     "configs": {n: METHODS[n][0] for n in names},
-                    "per_seed": per_seed,
+                    "per_seed": {n: per_seed[n] for n in names},
                     "mean": {n: m for n, (m, _) in table.items()},
                     "std": {n: s for n, (_, s) in table.items()},
                     "targets": [{"target": t, "pass": ok, "numbers": d} for t, ok, d in checks],
