@@ -19,10 +19,17 @@ def _tile_scores(q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 def _block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k of each row with ties broken by lower column index (exact)."""
     kk = min(k, scores.shape[1])
-    vals, idx = torch.topk(scores, kk, dim=1)
-    # torch.topk picks arbitrarily among values equal to the k-th; rows where more than k
-    # columns reach the k-th value need the stable order, which a stable sort gives.
-    ties = (scores >= vals[:, -1:]).sum(dim=1) > kk
+    if kk == scores.shape[1]:
+        vals, idx = torch.topk(scores, kk, dim=1)
+        ties = torch.zeros(len(scores), dtype=torch.bool)
+    else:
+        # torch.topk picks arbitrarily among values equal to the k-th; rows where more than k
+        # columns reach the k-th value need the stable order, which a stable sort gives. One
+        # extra candidate finds them: more than k columns reach the k-th value exactly when the
+        # (k+1)-th equals it (a comparison pass over the tile cost as much as the top-k).
+        vals, idx = torch.topk(scores, kk + 1, dim=1)
+        ties = vals[:, kk] == vals[:, kk - 1]
+        vals, idx = vals[:, :kk], idx[:, :kk]
     if bool(ties.any()):
         rows = ties.nonzero().flatten()
         order = torch.sort(scores[rows], dim=1, descending=True, stable=True).indices[:, :kk]
