@@ -48,7 +48,9 @@ def machine() -> dict[str, Any]:
     try:
         model = next(
             line.split(":", 1)[1].strip()
-            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+            for line in subprocess.run(
+                ["lscpu"], capture_output=True, text=True
+            ).stdout.splitlines()
             if line.startswith("Model name")
         )
     except (OSError, StopIteration):

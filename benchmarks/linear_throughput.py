@@ -35,9 +35,7 @@ PROCESSORS = {
     "LanguageProjection(lir)": lambda: LanguageProjection(method="lir"),
     "LanguageAlignment(ridge)": lambda: LanguageAlignment(lam=1.0),
     "CultureLanguageDecoupler(oblique)": lambda: CultureLanguageDecoupler(method="oblique"),
-    "CultureLanguageDecoupler(orthogonal)": lambda: CultureLanguageDecoupler(
-        method="orthogonal"
-    ),
+    "CultureLanguageDecoupler(orthogonal)": lambda: CultureLanguageDecoupler(method="orthogonal"),
     "OTRecenter(mean)": lambda: OTRecenter(method="mean"),
     "OTRecenter(diag)": lambda: OTRecenter(method="diag"),
     "OTRecenter(lowrank)": lambda: OTRecenter(method="lowrank"),
@@ -66,8 +64,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     base = {"rows": args.rows, "dim": args.dim, "inner": 2}
     cases = [("matmul", "linear_throughput", "case_matmul", base)]
     cases += [
-        (name, "linear_throughput", "case_processor", {**base, "name": name})
-        for name in PROCESSORS
+        (name, "linear_throughput", "case_processor", {**base, "name": name}) for name in PROCESSORS
     ]
     best = interleaved(cases, args.rounds)
     reference = best["matmul"]["time_s"]

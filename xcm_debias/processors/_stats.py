@@ -227,10 +227,20 @@ def apply_per_group(
 ) -> torch.Tensor:
     """New tensor: rows of group k replaced by ``fn(k, rows)``; rows with code −1 kept."""
     out = x.clone()
-    codes_t = torch.as_tensor(codes, device=x.device)
-    for k in np.unique(codes[codes >= 0]).tolist():
-        rows = (codes_t == k).nonzero().flatten()
-        out[rows] = fn(int(k), x[rows]).to(out.dtype)
+    # one stable sort by group, then each group is a contiguous slice of the sorted rows: one
+    # gather and one scatter in all, instead of a mask, a gather and a scatter per group
+    seen = np.flatnonzero(codes >= 0)
+    order = seen[np.argsort(codes[seen], kind="stable")]
+    sorted_codes = codes[order]
+    bounds = np.flatnonzero(np.diff(sorted_codes)) + 1
+    order_t = torch.from_numpy(order).to(x.device)
+    grouped = x[order_t]
+    parts = []
+    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(order)], strict=True):
+        if stop > start:
+            parts.append(fn(int(sorted_codes[start]), grouped[start:stop]).to(out.dtype))
+    if parts:
+        out[order_t] = torch.cat(parts) if len(parts) > 1 else parts[0]
     return out
 
 
