@@ -85,11 +85,15 @@ def embedding_set(n: int, dim: int, modality: str, seed: int, item_offset: int =
     )
 
 
-def calibration(n_items: int, dim: int, seed: int = 1, item_offset: int = 10**8) -> EmbeddingSet:
-    """``n_items`` items, each with one image and a caption in every language (translations,
-    as ``LanguageAlignment`` needs); items disjoint from the galleries'."""
-    items = torch.arange(item_offset, item_offset + n_items).repeat_interleave(len(LANGUAGES))
-    languages = torch.arange(len(LANGUAGES)).repeat(n_items)
+def calibration(
+    n_items: int, dim: int, seed: int = 1, item_offset: int = 10**8, captions: int = 7
+) -> EmbeddingSet:
+    """``n_items`` items, each with one image and a caption in ``captions`` languages
+    (translations, as ``LanguageAlignment`` needs); items disjoint from the galleries'."""
+    items = torch.arange(item_offset, item_offset + n_items).repeat_interleave(captions)
+    languages = (
+        torch.arange(captions).repeat(n_items) + torch.arange(n_items).repeat_interleave(captions)
+    ) % len(LANGUAGES)
     texts = EmbeddingSet(
         rows(len(items), dim, "text", seed + 1, items=items, languages=languages),
         modality="text",

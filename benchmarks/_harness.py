@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 MiB = 2**20
@@ -85,12 +87,14 @@ def interleaved(
 ) -> dict[str, dict]:
     """Run ``(label, module, case, params)`` cases round-robin ``rounds`` times; best per label.
 
-    The kept report is the fastest round's; ``peak_extra_mib`` is the largest seen.
+    The kept report is the fastest round's; ``peak_extra_mib`` is the largest seen. Progress
+    goes to stderr.
     """
     best: dict[str, dict] = {}
     for _ in range(rounds):
         for label, module, case, params in cases:
             report = run_case(module, case, params)
+            print(f"  {label}: {report['time_s']:.3g} s", file=sys.stderr, flush=True)
             old = best.get(label)
             if old is None or report["time_s"] < old["time_s"]:
                 peak = max(report["peak_extra_mib"], old["peak_extra_mib"] if old else 0.0)
@@ -127,13 +131,16 @@ def _worker(module: str, case: str, params: dict[str, Any]) -> None:
     build: Callable[[dict[str, Any]], Callable[[], Any]] = getattr(
         importlib.import_module(module), case
     )
-    op = build(params)
+    built = build(params)
+    op, info = built if isinstance(built, tuple) else (built, {})
     before = rss_bytes()
     times = []
     for _ in range(int(params.get("inner", 1))):
         start = time.perf_counter()
-        op()
+        result = op()
         times.append(time.perf_counter() - start)
+    if params.get("save"):  # the op's [Q, k] indices, for equality checks across processes
+        np.save(params["save"], np.asarray(result))
     print(
         json.dumps(
             {
@@ -141,6 +148,7 @@ def _worker(module: str, case: str, params: dict[str, Any]) -> None:
                 "times_s": times,
                 "peak_extra_mib": max(0, peak_rss_bytes() - before) / MiB,
                 "rss_before_mib": before / MiB,
+                **info,
             }
         )
     )
