@@ -30,6 +30,9 @@ def _block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
         vals, idx = torch.topk(scores, kk + 1, dim=1)
         ties = vals[:, kk] == vals[:, kk - 1]
         vals, idx = vals[:, :kk], idx[:, :kk]
+    # equal values inside the top k must also come by lower index: topk's order among them is
+    # arbitrary, so rows with a repeated value take the stable order too
+    ties |= (vals[:, 1:] == vals[:, :-1]).any(dim=1)
     if bool(ties.any()):
         rows = ties.nonzero().flatten()
         order = torch.sort(scores[rows], dim=1, descending=True, stable=True).indices[:, :kk]
@@ -41,13 +44,16 @@ def _block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
 def _merge(
     best_v: torch.Tensor, best_i: torch.Tensor, new_v: torch.Tensor, new_i: torch.Tensor, k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Merge two candidate lists into the top k, ties ordered by lower gallery index."""
+    """Merge two candidate lists into the top k, ties ordered by lower gallery index.
+
+    Both lists come best first with ties by lower index, and every index of ``new`` exceeds
+    every index of ``best`` (tiles are visited in gallery order), so a stable descending sort
+    of their concatenation keeps equal scores in increasing index order.
+    """
+    if best_v.shape[1] == 0:
+        return new_v, new_i
     vals = torch.cat([best_v, new_v], dim=1)
     idx = torch.cat([best_i, new_i], dim=1)
-    # lay candidates out by increasing gallery index, then a stable descending sort by score
-    # keeps the lower index first among equal scores (torch.topk's order among ties is arbitrary)
-    by_index = torch.sort(idx, dim=1).indices
-    vals, idx = torch.gather(vals, 1, by_index), torch.gather(idx, 1, by_index)
     order = torch.sort(vals, dim=1, descending=True, stable=True).indices[:, :k]
     return torch.gather(vals, 1, order), torch.gather(idx, 1, order)
 
