@@ -160,7 +160,7 @@ class InvGC(PostProcessor):
             pooled = torch.nn.functional.embedding_bag(
                 idx, rows, per_sample_weights=sims, mode="sum"
             )
-            out[start : start + len(block)] = block - rate * pooled / p
+            out[start : start + len(block)] = pooled.mul_(-rate / p).add_(block)  # g − r·Σ/p
         return _stats.unit_rows(out)
 
 
