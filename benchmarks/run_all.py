@@ -40,8 +40,18 @@ def _load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _params(payload: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in payload["params"].items())
+def _command(name: str, payload: dict[str, Any]) -> str:
+    """The exact command that produced ``payload`` (every parameter spelled out)."""
+    parts = [COMMANDS[name]]
+    for key, value in payload["params"].items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            parts += [flag] if value else []
+        elif isinstance(value, list):
+            parts += [flag, *map(str, value)]
+        else:
+            parts += [flag, str(value)]
+    return " ".join(parts)
 
 
 def _targets(results: dict[str, dict[str, Any]]) -> list[str]:
@@ -157,8 +167,8 @@ def render() -> str:
         if name not in results:
             continue
         r = results[name]
-        out += [f"## {TITLES[name]}", "", "```bash", COMMANDS[name], "```", ""]
-        out += [f"Run {r['machine']['date_utc']} UTC with {_params(r)}.", ""]
+        out += [f"## {TITLES[name]}", "", "```bash", _command(name, r), "```", ""]
+        out += [f"Run {r['machine']['date_utc']} UTC.", ""]
         out += [r["table"], ""]
         if name == "scaling":
             slopes = ", ".join(
