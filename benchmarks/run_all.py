@@ -163,6 +163,23 @@ def render() -> str:
             *_targets(results),
             "",
         ]
+    partial = RESULTS / "million.log"
+    if "million" not in results and partial.exists():
+        out += [
+            f"## {TITLES['million']} (incomplete)",
+            "",
+            "```bash",
+            "cd benchmarks && python million.py > ../benchmarks/results/million.log",
+            "```",
+            "",
+            "The run was stopped before its last phase (the IVF index), so it wrote no JSON; its "
+            "log, verbatim (bare matmul + topk timed in two halves, before and after ours):",
+            "",
+            "```text",
+            partial.read_text().strip(),
+            "```",
+            "",
+        ]
     for name in ORDER:
         if name not in results:
             continue
