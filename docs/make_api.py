@@ -56,6 +56,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
         ),
     ),
     ("xcm_debias.streaming", ("transform_folder", "transform_shard", "find_shards", "Shard")),
+    ("xcm_debias.distributed", ("transform_dask",)),
     ("xcm_debias.worlds", None),
 )
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -127,3 +130,36 @@ def test_save_load_gives_identical_outputs(local_adj: bool, tmp_path: object) ->
     proc = InvGC(local_adj=local_adj, pool_rate=0.1).fit(calib)
     loaded = PostProcessor.load(proc.save(tmp_path / "g.safetensors"))  # type: ignore[operator]
     assert torch.equal(loaded.transform(test).embeddings, proc.transform(test).embeddings)
+
+
+def test_local_adj_never_builds_the_dense_gallery_by_bank_matrix():
+    """100,000 gallery rows against two 5,000-row banks: each dense N × |B| float32 matrix is
+    2 GB (the reference code builds two per bank). The transform runs in a subprocess whose
+    peak resident memory must stay under 1.5 GB, and its output must match a direct LocalAdj
+    computation on a sample of rows."""
+    script = textwrap.dedent(
+        """
+        import resource, torch
+        torch.set_num_threads(2)
+        from xcm_debias import EmbeddingSet
+        from xcm_debias.processors import InvGC
+        gen = torch.Generator().manual_seed(0)
+        unit = lambda x: torch.nn.functional.normalize(x, dim=1)
+        bank_i, bank_t = unit(torch.randn(5_000, 8, generator=gen)), unit(torch.randn(5_000, 8, generator=gen))
+        calib = EmbeddingSet(torch.cat([bank_i, bank_t]), modality=["image"] * 5_000 + ["text"] * 5_000)
+        gallery = unit(torch.randn(100_000, 8, generator=gen))
+        inv = InvGC(r_g=0.3, r_q=0.2, pool_rate=0.002).fit(calib)
+        out = inv.transform(EmbeddingSet(gallery, modality="image")).embeddings
+        def message(g, bank, rate):
+            vals, idx = torch.topk(g @ bank.T, 10, dim=1)
+            return unit(g - rate * (vals[:, :, None] * bank[idx]).sum(dim=1) / 10)
+        rows = gallery[::997]
+        direct = unit(message(rows, bank_i, 0.3) + message(rows, bank_t, 0.2))
+        assert torch.allclose(out[::997], direct, atol=1e-5), (out[::997] - direct).abs().max()
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    peak_mb = int(out.stdout.strip().splitlines()[-1])
+    assert peak_mb < 1536, f"peak RSS {peak_mb} MB"

@@ -357,7 +357,7 @@ def _index_set(rows: ScoredRows) -> tuple[EmbeddingSet, float]:
     squared = (x.double() ** 2).sum(dim=1)
     radius = float(squared.max().sqrt())
     pad = (squared.max() - squared).clamp_min(0).sqrt().float()
-    vectors = torch.cat([x, pad[:, None]], dim=1) / radius
+    vectors = torch.cat([x, pad[:, None]], dim=1).div_(radius)
     return rows.data.with_embeddings(vectors), radius
 
 

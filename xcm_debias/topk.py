@@ -19,10 +19,20 @@ def _tile_scores(q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 def _block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k of each row with ties broken by lower column index (exact)."""
     kk = min(k, scores.shape[1])
-    vals, idx = torch.topk(scores, kk, dim=1)
-    # torch.topk picks arbitrarily among values equal to the k-th; rows where more than k
-    # columns reach the k-th value need the stable order, which a stable sort gives.
-    ties = (scores >= vals[:, -1:]).sum(dim=1) > kk
+    if kk == scores.shape[1]:
+        vals, idx = torch.topk(scores, kk, dim=1)
+        ties = torch.zeros(len(scores), dtype=torch.bool)
+    else:
+        # torch.topk picks arbitrarily among values equal to the k-th; rows where more than k
+        # columns reach the k-th value need the stable order, which a stable sort gives. One
+        # extra candidate finds them: more than k columns reach the k-th value exactly when the
+        # (k+1)-th equals it (a comparison pass over the tile cost as much as the top-k).
+        vals, idx = torch.topk(scores, kk + 1, dim=1)
+        ties = vals[:, kk] == vals[:, kk - 1]
+        vals, idx = vals[:, :kk], idx[:, :kk]
+    # equal values inside the top k must also come by lower index: topk's order among them is
+    # arbitrary, so rows with a repeated value take the stable order too
+    ties |= (vals[:, 1:] == vals[:, :-1]).any(dim=1)
     if bool(ties.any()):
         rows = ties.nonzero().flatten()
         order = torch.sort(scores[rows], dim=1, descending=True, stable=True).indices[:, :kk]
@@ -31,16 +41,13 @@ def _block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
     return vals, idx
 
 
-def _merge(
-    best_v: torch.Tensor, best_i: torch.Tensor, new_v: torch.Tensor, new_i: torch.Tensor, k: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Merge two candidate lists into the top k, ties ordered by lower gallery index."""
-    vals = torch.cat([best_v, new_v], dim=1)
-    idx = torch.cat([best_i, new_i], dim=1)
-    # lay candidates out by increasing gallery index, then a stable descending sort by score
-    # keeps the lower index first among equal scores (torch.topk's order among ties is arbitrary)
-    by_index = torch.sort(idx, dim=1).indices
-    vals, idx = torch.gather(vals, 1, by_index), torch.gather(idx, 1, by_index)
+def _merge(vals: torch.Tensor, idx: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top k of concatenated candidate lists, ties ordered by lower gallery index.
+
+    Each list comes best first with ties by lower index, and the lists are laid out in gallery
+    order (every index of a later list exceeds every index of an earlier one), so a stable
+    descending sort keeps equal scores in increasing index order.
+    """
     order = torch.sort(vals, dim=1, descending=True, stable=True).indices[:, :k]
     return torch.gather(vals, 1, order), torch.gather(idx, 1, order)
 
@@ -63,12 +70,29 @@ def blockwise_topk(
     out_v = torch.empty(q.shape[0], kk, dtype=torch.float32)
     for q0 in range(0, q.shape[0], block):
         qb = q[q0 : q0 + block]
-        best_v = torch.empty(qb.shape[0], 0)
-        best_i = torch.empty(qb.shape[0], 0, dtype=torch.int64)
+        # tile candidates go to one preallocated buffer, merged when it is full: one sort of
+        # many short lists costs far less than a sort per tile (torch's per-row sort overhead
+        # dominates lists of k entries), and a buffer allocated once does not fragment the heap
+        # the way many small long-lived lists between the tiles' score matrices do. Its size
+        # (~2²³ entries) stays within the O(block²) budget.
+        capacity = max(3 * kk, (1 << 23) // qb.shape[0])
+        cand_v = torch.empty(qb.shape[0], capacity)
+        cand_i = torch.empty(qb.shape[0], capacity, dtype=torch.int64)
+        filled, lists = 0, 0
         for g0 in range(0, g.shape[0], block):
-            scores = _tile_scores(qb, g[g0 : g0 + block])
-            v, i = _block_topk(scores, kk)
-            best_v, best_i = _merge(best_v, best_i, v, i + g0, kk)
+            v, i = _block_topk(_tile_scores(qb, g[g0 : g0 + block]), kk)
+            if filled + v.shape[1] > capacity:
+                merged_v, merged_i = _merge(cand_v[:, :filled], cand_i[:, :filled], kk)
+                filled, lists = merged_v.shape[1], 1
+                cand_v[:, :filled], cand_i[:, :filled] = merged_v, merged_i
+            cand_v[:, filled : filled + v.shape[1]] = v
+            cand_i[:, filled : filled + v.shape[1]] = i + g0
+            filled += v.shape[1]
+            lists += 1
+        if lists == 1:  # one list is already in order
+            best_v, best_i = cand_v[:, :kk], cand_i[:, :kk]
+        else:
+            best_v, best_i = _merge(cand_v[:, :filled], cand_i[:, :filled], kk)
         out_v[q0 : q0 + block] = best_v
         out_i[q0 : q0 + block] = best_i
     return out_i, out_v

@@ -242,16 +242,52 @@ def codes_at_transform(
     return codes
 
 
+def remove_low_rank(
+    x: torch.Tensor, mean: torch.Tensor, right: torch.Tensor, left: torch.Tensor
+) -> torch.Tensor:
+    """``x − ((x − mean) rightᵀ) leftᵀ``, computed **in place** on ``x`` (a tensor of ours).
+
+    ``right``, ``left``: ``[r, d]`` and ``[d, r]``. Only the ``[n, r]`` product is allocated:
+    ``(x − mean) rightᵀ = x rightᵀ − mean rightᵀ``.
+    """
+    coords = (x @ right.T).sub_(mean @ right.T)
+    return x.addmm_(coords, left.T, alpha=-1)
+
+
+def subtract_group_rows(x: torch.Tensor, codes: np.ndarray, table: torch.Tensor) -> torch.Tensor:
+    """``x[i] −= table[codes[i]]`` in place on ``x`` (a tensor of ours); rows with code −1 kept."""
+    seen = codes >= 0
+    if seen.all():
+        return x.sub_(table[torch.from_numpy(codes)])
+    rows = torch.from_numpy(np.flatnonzero(seen))
+    return x.index_add_(0, rows, table[torch.from_numpy(codes[seen])], alpha=-1)
+
+
 def apply_per_group(
     x: torch.Tensor, codes: np.ndarray, fn: Callable[[int, torch.Tensor], torch.Tensor]
 ) -> torch.Tensor:
-    """New tensor: rows of group k replaced by ``fn(k, rows)``; rows with code −1 kept."""
-    out = x.clone()
-    codes_t = torch.as_tensor(codes, device=x.device)
-    for k in np.unique(codes[codes >= 0]).tolist():
-        rows = (codes_t == k).nonzero().flatten()
-        out[rows] = fn(int(k), x[rows]).to(out.dtype)
-    return out
+    """Rows of group k replaced by ``fn(k, rows)``; rows with code −1 kept.
+
+    Edits ``x`` in place (callers pass a tensor of their own) and returns it. ``fn`` receives
+    a contiguous block of rows that it may overwrite and returns the new rows (possibly the
+    same tensor). One stable sort by group makes each group a slice of the sorted rows: one
+    gather and one scatter in all, instead of a mask, a gather and a scatter per group.
+    """
+    seen = np.flatnonzero(codes >= 0)
+    order = seen[np.argsort(codes[seen], kind="stable")]
+    sorted_codes = codes[order]
+    bounds = np.flatnonzero(np.diff(sorted_codes)) + 1
+    order_t = torch.from_numpy(order).to(x.device)
+    grouped = x[order_t]
+    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(order)], strict=True):
+        if stop > start:
+            part = grouped[start:stop]
+            result = fn(int(sorted_codes[start]), part)
+            if result is not part:
+                part.copy_(result)
+    if len(order):
+        x[order_t] = grouped
+    return x
 
 
 def text_rows(calibration: EmbeddingSet, who: str) -> EmbeddingSet:

@@ -214,17 +214,14 @@ class CultureLanguageDecoupler(PostProcessor):
         }
 
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
-        x = _stats.prepare(x, self.normalize, torch.float32)
+        x = _stats.prepare(x, self.normalize, torch.float32)  # a new tensor: edited in place
         if self.method == "oblique":
-            return x - ((x - self.mean) @ self.right.T) @ self.left.T
-        projected = x - ((x - self.mean) @ self.basis) @ self.basis.T
+            return _stats.remove_low_rank(x, self.mean, self.right, self.left)
+        projected = _stats.remove_low_rank(x, self.mean, self.basis.T, self.basis)
         codes = _stats.codes_at_transform(
             data.language, self.fitted_meta["languages"], self._who("transform"), "languages"
         )
-        seen = torch.from_numpy(codes >= 0)
-        shift = torch.zeros_like(projected)
-        shift[seen] = self.preference[torch.from_numpy(codes[codes >= 0])]
-        return projected - shift
+        return _stats.subtract_group_rows(projected, codes, self.preference)
 
 
 def _within_item_offsets(

@@ -50,6 +50,12 @@ def _other(modality: str) -> str:
     return "text" if modality == "image" else "image"
 
 
+def _unit_rows_(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (a tensor of ours, never a caller's) scaled in place to unit rows, as
+    ``torch.nn.functional.normalize`` computes them."""
+    return x.div_(torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min_(1e-12))
+
+
 class InvGC(PostProcessor):
     """Inverse graph convolution of gallery rows against calibration gallery and query banks.
 
@@ -132,15 +138,25 @@ class InvGC(PostProcessor):
 
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
         x = _stats.prepare(x, self.normalize, torch.float32)
-        out = torch.empty_like(x)
+        out = None
         for m in self.apply_to:
-            rows = torch.from_numpy(data.modality == m).nonzero().flatten()
-            if len(rows) == 0:
+            mask = data.modality == m
+            if not mask.any():
                 continue
-            g = x[rows]
-            message_g = self._message(g, m, m, float(self.r_g))
-            message_q = self._message(g, m, _other(m), float(self.r_q))
-            out[rows] = _stats.unit_rows(0.5 * message_g + 0.5 * message_q)
+            whole = bool(mask.all())
+            rows = None if whole else torch.from_numpy(mask).nonzero().flatten()
+            g = x if whole else x[rows]
+            # normalize(½ m_g + ½ m_q) = normalize(m_g + m_q), summed in place (gallery-sized
+            # temporaries are what bounds memory at scale)
+            combined = self._message(g, m, m, float(self.r_g))
+            combined.add_(self._message(g, m, _other(m), float(self.r_q)))
+            combined = _unit_rows_(combined)
+            if whole:
+                return combined
+            if out is None:
+                out = torch.empty_like(x)
+            out[rows] = combined
+        assert out is not None  # transform passes only rows of apply_to
         return out
 
     def _message(self, g: torch.Tensor, gallery: str, bank: str, rate: float) -> torch.Tensor:
@@ -149,7 +165,7 @@ class InvGC(PostProcessor):
             moment = getattr(self, f"moment_{bank}")
             bank_mean = getattr(self, f"mean_{bank}")
             mean_sim = getattr(self, f"mean_{gallery}") @ bank_mean  # s̄ = b̄_gallery · b̄_bank
-            return _stats.unit_rows(g - rate * (g @ moment - mean_sim * bank_mean))
+            return _unit_rows_(g - rate * (g @ moment - mean_sim * bank_mean))
         rows = getattr(self, f"bank_{bank}")
         p = self.fitted_meta[f"pool_{bank}"]
         out = torch.empty_like(g)
@@ -160,8 +176,8 @@ class InvGC(PostProcessor):
             pooled = torch.nn.functional.embedding_bag(
                 idx, rows, per_sample_weights=sims, mode="sum"
             )
-            out[start : start + len(block)] = block - rate * pooled / p
-        return _stats.unit_rows(out)
+            out[start : start + len(block)] = pooled.mul_(-rate / p).add_(block)  # g − r·Σ/p
+        return _unit_rows_(out)
 
 
 __all__ = ["InvGC"]

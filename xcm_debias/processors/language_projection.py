@@ -153,21 +153,20 @@ class LanguageProjection(PostProcessor):
             self.fitted_meta["rank"] = rank
 
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
-        x = _stats.prepare(x, self.normalize, torch.float32)
+        x = _stats.prepare(x, self.normalize, torch.float32)  # a new tensor: edited in place
         if self.method == "subspace":
-            return x - ((x - self.mean) @ self.basis) @ self.basis.T
+            return _stats.remove_low_rank(x, self.mean, self.basis.T, self.basis)
         if self.method == "leace":
-            return x - ((x - self.mean) @ self.right.T) @ self.left.T
+            return _stats.remove_low_rank(x, self.mean, self.right, self.left)
         codes = _stats.codes_at_transform(
             data.language, self.fitted_meta["languages"], self._who("transform"), "languages"
         )
         if self.method == "center":
-            shift = torch.zeros_like(x)
-            seen = torch.from_numpy(codes >= 0)
-            shift[seen] = self.shift[torch.from_numpy(codes[codes >= 0])]
-            return x - shift
+            return _stats.subtract_group_rows(x, codes, self.shift)
         return _stats.apply_per_group(
-            x, codes, lambda lang, rows: rows - (rows @ self.bases[lang]) @ self.bases[lang].T
+            x,
+            codes,
+            lambda lang, rows: rows.addmm_(rows @ self.bases[lang], self.bases[lang].T, alpha=-1),
         )
 
 

@@ -206,14 +206,16 @@ class OTRecenter(PostProcessor):
         return _stats.apply_per_group(x, codes, self._move)
 
     def _move(self, group: int, rows: torch.Tensor) -> torch.Tensor:
-        centred = rows - self.means[group]
+        """``target + A_l(rows − m_l)``, on the block ``rows`` (ours to overwrite)."""
+        if self.method == "gaussian":  # one GEMM with the bias folded: rows A + (t − m A)
+            shift = self.target - self.means[group] @ self.maps[group]
+            return torch.addmm(shift, rows, self.maps[group])
+        centred = rows.sub_(self.means[group])
         if self.method == "diag":
-            centred = centred * self.scale[group]
-        elif self.method == "gaussian":
-            centred = centred @ self.maps[group]
+            centred.mul_(self.scale[group])
         elif self.method == "lowrank":
-            centred = centred + ((centred @ self.basis) @ self.maps[group]) @ self.basis.T
-        return self.target + centred
+            centred.addmm_((centred @ self.basis) @ self.maps[group], self.basis.T)
+        return centred.add_(self.target)
 
 
 __all__ = ["GROUPS", "METHODS", "OTRecenter", "bures_barycenter"]

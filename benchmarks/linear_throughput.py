@@ -1,0 +1,102 @@
+"""Benchmark 1: throughput of the linear processors against a bare torch matmul of one shape.
+
+Usage::
+
+    python benchmarks/linear_throughput.py [--rows 200000] [--dim 512] [--rounds 3]
+
+Each processor is fitted on a synthetic calibration set (1000 items, one image and one caption
+each, 7 languages) and transforms ``rows`` captions (``[rows, dim]``, labelled); the reference
+is ``x @ W`` with a ``dim × dim`` matrix on the same ``[rows, dim]`` input — what any linear
+map of the rows costs at least. Every case runs in its own process, the cases interleaved
+round by round, best round kept. Throughput ratio = matmul time / processor time (≥ 0.8 is the
+target). Writes ``benchmarks/results/linear_throughput.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import torch
+from _data import calibration, embedding_set
+from _harness import interleaved, machine, print_table, write_json
+
+from xcm_debias.processors import (
+    CultureLanguageDecoupler,
+    LanguageAlignment,
+    LanguageProjection,
+    OTRecenter,
+)
+
+PROCESSORS = {
+    "LanguageProjection(center)": lambda: LanguageProjection(method="center"),
+    "LanguageProjection(subspace)": lambda: LanguageProjection(method="subspace"),
+    "LanguageProjection(leace)": lambda: LanguageProjection(method="leace"),
+    "LanguageProjection(lir)": lambda: LanguageProjection(method="lir"),
+    "LanguageAlignment(ridge)": lambda: LanguageAlignment(lam=1.0),
+    "CultureLanguageDecoupler(oblique)": lambda: CultureLanguageDecoupler(method="oblique"),
+    "CultureLanguageDecoupler(orthogonal)": lambda: CultureLanguageDecoupler(method="orthogonal"),
+    "OTRecenter(mean)": lambda: OTRecenter(method="mean"),
+    "OTRecenter(diag)": lambda: OTRecenter(method="diag"),
+    "OTRecenter(lowrank)": lambda: OTRecenter(method="lowrank"),
+    "OTRecenter(gaussian)": lambda: OTRecenter(method="gaussian"),
+}
+
+
+def case_matmul(p: dict[str, Any]):
+    x = embedding_set(p["rows"], p["dim"], "text", seed=3).embeddings
+    w = torch.randn(p["dim"], p["dim"], generator=torch.Generator().manual_seed(0))
+    return lambda: x @ w
+
+
+def case_processor(p: dict[str, Any]):
+    processor = PROCESSORS[p["name"]]().fit(calibration(1000, p["dim"]))
+    data = embedding_set(p["rows"], p["dim"], "text", seed=3)
+    return lambda: processor.transform(data)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    base = {"rows": args.rows, "dim": args.dim, "inner": 2}
+    cases = [("matmul", "linear_throughput", "case_matmul", base)]
+    cases += [
+        (name, "linear_throughput", "case_processor", {**base, "name": name}) for name in PROCESSORS
+    ]
+    best = interleaved(cases, args.rounds)
+    reference = best["matmul"]["time_s"]
+    rows = []
+    for name, report in best.items():
+        rows.append(
+            {
+                "method": name,
+                "time_s": report["time_s"],
+                "rows_per_s": args.rows / report["time_s"],
+                "throughput_vs_matmul": reference / report["time_s"],
+                "peak_extra_mib": report["peak_extra_mib"],
+            }
+        )
+    print(f"\n[{args.rows} x {args.dim}] float32, best of {args.rounds} interleaved rounds")
+    table = print_table(
+        rows, ["method", "time_s", "rows_per_s", "throughput_vs_matmul", "peak_extra_mib"]
+    )
+    worst = min(r["throughput_vs_matmul"] for r in rows if r["method"] != "matmul")
+    payload = {
+        "benchmark": "linear_throughput",
+        "machine": machine(),
+        "params": vars(args),
+        "rows": rows,
+        "worst_ratio": worst,
+        "target": 0.8,
+        "met": worst >= 0.8,
+        "table": table,
+    }
+    write_json("linear_throughput", payload)
+    return payload
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Run every scale benchmark, then write ``docs/benchmarks.md`` from their JSON results.
+
+Usage::
+
+    python benchmarks/run_all.py            # benchmarks 1-4 and the 1M run (about an hour on 2 cores)
+    python benchmarks/run_all.py --render   # only rewrite docs/benchmarks.md from benchmarks/results/
+
+Each benchmark also runs alone (``python benchmarks/<name>.py --help``); the page names the
+exact command of each figure. Numbers on the page come from the JSON files only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from _harness import RESULTS, ROOT
+
+PAGE = ROOT / "docs" / "benchmarks.md"
+ORDER = ("linear_throughput", "retrieval", "vs_reference", "scaling", "million")
+COMMANDS = {
+    "linear_throughput": "python benchmarks/linear_throughput.py",
+    "retrieval": "python benchmarks/retrieval.py",
+    "vs_reference": "python benchmarks/vs_reference.py",
+    "scaling": "python benchmarks/scaling.py",
+    "million": "python benchmarks/million.py",
+}
+TITLES = {
+    "linear_throughput": "1. Linear processors against a bare matmul",
+    "retrieval": "2. Exact and faiss retrieval, and score offsets, against a dense matmul + topk",
+    "vs_reference": "3. InvGC, DIS and QB-Norm against the reference algorithms",
+    "scaling": "4. Growth with the gallery size",
+    "million": "The 1M-item run",
+}
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _command(name: str, payload: dict[str, Any]) -> str:
+    """The exact command that produced ``payload`` (every parameter spelled out)."""
+    parts = [COMMANDS[name]]
+    for key, value in payload["params"].items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            parts += [flag] if value else []
+        elif isinstance(value, list):
+            parts += [flag, *map(str, value)]
+        else:
+            parts += [flag, str(value)]
+    return " ".join(parts)
+
+
+def _targets(results: dict[str, dict[str, Any]]) -> list[str]:
+    lines = ["| target | measured | met |", "|---|---|---|"]
+
+    def row(target: str, measured: str, met: bool | None) -> None:
+        lines.append(
+            f"| {target} | {measured} | {'—' if met is None else ('yes' if met else 'no')} |"
+        )
+
+    if "linear_throughput" in results:
+        r = results["linear_throughput"]
+        worst = min(
+            (x for x in r["rows"] if x["method"] != "matmul"),
+            key=lambda x: x["throughput_vs_matmul"],
+        )
+        n_met = sum(x["throughput_vs_matmul"] >= 0.8 for x in r["rows"] if x["method"] != "matmul")
+        row(
+            "linear processors ≥ 0.8× matmul throughput",
+            f"{n_met} of {len(r['rows']) - 1} processors; worst {worst['method']} "
+            f"{worst['throughput_vs_matmul']:.2f}×",
+            worst["throughput_vs_matmul"] >= 0.8,
+        )
+    if "retrieval" in results:
+        for name, value in results["retrieval"]["offset_overheads"].items():
+            row(
+                f"{name} as offsets add ≤ 10% to plain retrieval",
+                f"{100 * value:+.0f}%",
+                value <= 0.10,
+            )
+    if "vs_reference" in results:
+        r = results["vs_reference"]
+        speedup = r["invgc_speedup_at_largest"]
+        if speedup is not None:
+            row(
+                f"InvGC ≥ 20× faster than the reference (gallery {max(r['params']['sizes'])})",
+                f"{speedup:.2f}×",
+                speedup >= 20,
+            )
+        same = [x["identical_top10"] for x in r["rows"] if "identical_top10" in x]
+        if same:
+            row(
+                "rankings equal to the reference",
+                f"top-10 lists identical for {100 * min(same):.2f}% of queries (worst case)",
+                min(same) == 1.0,
+            )
+    if "million" not in results:
+        row(
+            "1M gallery, InvGC + DIS, 10k queries exact within 2× of the bare matmul, "
+            "within 24 GB; 100k queries through the IVF index",
+            f"not measured: `{COMMANDS['million']}` has not completed on this machine yet "
+            "(no `benchmarks/results/million.json`)",
+            None,
+        )
+    else:
+        m = results["million"]
+        row(
+            f"1M gallery, InvGC + DIS, {m['params']['queries']} queries exact, within 2× of the bare matmul",
+            f"{m['ratio_vs_bare_matmul']:.2f}× the bare matmul, "
+            f"{m['ratio_vs_bare_matmul_topk']:.2f}× matmul + topk",
+            m["ratio_vs_bare_matmul"] <= 2.0,
+        )
+        row("… within 24 GB", f"peak RSS {m['peak_rss_gib']:.1f} GiB", m["peak_rss_gib"] <= 24)
+        row(
+            f"… {m['params']['approx_queries']} queries through the IVF index",
+            f"{m['log']['ours_ivf_search_s']:.0f} s search (+ {m['log']['ours_ivf_prepare_s']:.0f} s "
+            f"transform + build), recall@10 {m['ivf_recall@10']:.3f} vs exact",
+            None,
+        )
+    return lines
+
+
+def render() -> str:
+    results = {name: r for name in ORDER if (r := _load(name)) is not None}
+    out = ["# Benchmarks at scale", ""]
+    out += [
+        "Plain scripts in `benchmarks/` (not tests). Each prints its table and writes JSON to "
+        "`benchmarks/results/`; this page is generated from those files by "
+        "`python benchmarks/run_all.py --render` (`python benchmarks/run_all.py` reruns "
+        "everything first). Data are synthetic unit-norm Gaussians with item structure "
+        "(`benchmarks/_data.py`); float32, 512-d, top-10.",
+        "",
+        "**How speed is measured.** Each case runs in a fresh process; the two sides of a "
+        "comparison alternate round by round and the best round is kept, so a busy machine "
+        "slows both alike. Memory is the peak resident set the measured call *adds* to its "
+        "process (`ru_maxrss` minus the RSS once the inputs exist), except for the 1M run, "
+        "which reports the whole process's peak.",
+        "",
+    ]
+    first = next(iter(results.values()), None)
+    if first is not None:
+        m = first["machine"]
+        out += [
+            "## Machine",
+            "",
+            f"- CPU: {m['cpu']}, `nproc` = {m['nproc']} (torch threads {m['torch_threads']}), "
+            f"RAM {m['ram_gib']} GiB",
+            f"- Python {m['python']}, torch {m['torch']}, faiss {m['faiss']}, numpy {m['numpy']}",
+            "- The machine was **shared** with other engineers' test runs while these ran (load "
+            "averages at the start of each benchmark: "
+            + "; ".join(
+                f"{name} {tuple(round(x, 1) for x in r['machine']['load_average_at_start'])}"
+                for name, r in results.items()
+            )
+            + " on 2 cores), so absolute times are slow and noisy; the ratios are the figures.",
+            "",
+            "## Targets",
+            "",
+            *_targets(results),
+            "",
+        ]
+    partial = RESULTS / "million.log"
+    if "million" not in results and partial.exists():
+        out += [
+            f"## {TITLES['million']} (incomplete)",
+            "",
+            "```bash",
+            "cd benchmarks && python million.py > ../benchmarks/results/million.log",
+            "```",
+            "",
+            "The run was stopped before its last phase (the IVF index), so it wrote no JSON; its "
+            "log, verbatim (bare matmul + topk timed in two halves, before and after ours):",
+            "",
+            "```text",
+            partial.read_text().strip(),
+            "```",
+            "",
+        ]
+    for name in ORDER:
+        if name not in results:
+            continue
+        r = results[name]
+        out += [f"## {TITLES[name]}", "", "```bash", _command(name, r), "```", ""]
+        out += [f"Run {r['machine']['date_utc']} UTC.", ""]
+        out += [r["table"], ""]
+        if name == "scaling":
+            slopes = ", ".join(
+                f"{m}: time ∝ N^{s['time']:.2f}, memory ∝ N^{s['memory']:.2f}"
+                for m, s in r["slopes"].items()
+            )
+            out += [
+                "![time and memory against gallery size](img/scaling.png)",
+                "",
+                f"Log–log slopes: {slopes}.",
+                "",
+            ]
+        notes = ROOT / "benchmarks" / "notes" / f"{name}.md"
+        if notes.exists():
+            out += [notes.read_text().strip(), ""]
+    text = "\n".join(out).rstrip() + "\n"
+    PAGE.write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--render", action="store_true", help="only rewrite the page")
+    args = parser.parse_args(argv)
+    if not args.render:
+        import importlib
+
+        for name in ORDER:
+            print(f"== {name}", flush=True)
+            importlib.import_module(name).main([])
+    render()
+    print(f"wrote {PAGE}")
+
+
+if __name__ == "__main__":
+    main()
