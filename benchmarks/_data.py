@@ -135,3 +135,15 @@ def calibration(
         language=np.array(LANGUAGES)[languages.numpy()],
     )
     return EmbeddingSet.concat([embedding_set(n_items, dim, "image", seed, item_offset), texts])
+
+
+def queries_and_gallery(
+    n_gallery: int, n_queries: int, dim: int, seed: int
+) -> tuple[EmbeddingSet, EmbeddingSet]:
+    """Text queries spread evenly over the items of an image gallery (seeds ``seed``, ``seed + 1``)."""
+    gallery = embedding_set(n_gallery, dim, "image", seed=seed)
+    items = torch.linspace(0, n_gallery - 1, n_queries).long()
+    queries = EmbeddingSet(
+        rows(n_queries, dim, "text", seed=seed + 1, items=items), modality="text"
+    )
+    return queries, gallery

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _data import calibration, embedding_set, rows
+from _data import calibration, queries_and_gallery
 from _harness import interleaved, machine, print_table, write_json
 
 from xcm_debias import Debiased, EmbeddingSet, ExactRetriever, FaissRetriever
@@ -45,12 +45,7 @@ SCORERS = {
 
 
 def _inputs(p: dict[str, Any]) -> tuple[EmbeddingSet, EmbeddingSet]:
-    gallery = embedding_set(p["gallery"], p["dim"], "image", seed=21)
-    items = torch.linspace(0, p["gallery"] - 1, p["queries"]).long()
-    queries = EmbeddingSet(
-        rows(p["queries"], p["dim"], "text", seed=22, items=items), modality="text"
-    )
-    return queries, gallery
+    return queries_and_gallery(p["gallery"], p["queries"], p["dim"], seed=21)
 
 
 def case_dense(p: dict[str, Any]):

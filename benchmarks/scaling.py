@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _data import calibration, embedding_set, rows
+from _data import calibration, queries_and_gallery
 from _harness import ROOT, machine, print_table, run_case, write_json
 
 from xcm_debias import Debiased, EmbeddingSet, ExactRetriever
@@ -33,12 +33,7 @@ METHODS = ("dense", "ExactRetriever", "Debiased(InvGC+DIS)")
 
 
 def _inputs(p: dict[str, Any]) -> tuple[EmbeddingSet, EmbeddingSet]:
-    gallery = embedding_set(p["n"], p["dim"], "image", seed=41)
-    items = torch.linspace(0, p["n"] - 1, p["queries"]).long()
-    queries = EmbeddingSet(
-        rows(p["queries"], p["dim"], "text", seed=42, items=items), modality="text"
-    )
-    return queries, gallery
+    return queries_and_gallery(p["n"], p["queries"], p["dim"], seed=41)
 
 
 def case(p: dict[str, Any]):
