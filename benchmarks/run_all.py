@@ -151,13 +151,15 @@ def render() -> str:
             f"- CPU: {m['cpu']}, `nproc` = {m['nproc']} (torch threads {m['torch_threads']}), "
             f"RAM {m['ram_gib']} GiB",
             f"- Python {m['python']}, torch {m['torch']}, faiss {m['faiss']}, numpy {m['numpy']}",
-            "- The machine was **shared** with other engineers' test runs while these ran (load "
-            "averages at the start of each benchmark: "
+            "- Load averages (1, 5, 15 min) at the start of each benchmark, on "
+            f"{m['nproc']} cores: "
             + "; ".join(
                 f"{name} {tuple(round(x, 1) for x in r['machine']['load_average_at_start'])}"
                 for name, r in results.items()
             )
-            + " on 2 cores), so absolute times are slow and noisy; the ratios are the figures.",
+            + ". A 1-minute load above the core count means the machine was shared with other "
+            "work while it ran: absolute times are then slow and noisy, and the ratios (both "
+            "sides alternating round by round) are the figures.",
             "",
             "## Targets",
             "",
