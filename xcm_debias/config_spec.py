@@ -37,7 +37,7 @@ import inspect
 import json
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,22 +220,10 @@ def parse_spec(spec: str) -> dict[str, Any]:
         if start.kind == "word" and following.text in ("=", ":") and following.kind == "punct":
             parser.i += 2
             if following.text == "=":
-                if start.text not in OPTIONS:
-                    raise SpecError(
-                        f"spec: unknown option {start.text!r} at column {start.column}; "
-                        f"options: {', '.join(OPTIONS)}"
-                    )
-                if start.text in options:
-                    raise SpecError(f"spec: option {start.text!r} given twice")
+                _check_new_name(start, OPTIONS, options, "option")
                 options[start.text] = parser.value()
             else:
-                if start.text not in DIRECTIONS:
-                    raise SpecError(
-                        f"spec: unknown direction {start.text!r} at column {start.column}; "
-                        f"directions: {', '.join(DIRECTIONS)}"
-                    )
-                if start.text in directed:
-                    raise SpecError(f"spec: direction {start.text!r} given twice")
+                _check_new_name(start, DIRECTIONS, directed, "direction")
                 directed[start.text] = _score_stages(parser, start.text)
         else:
             if both is not None:
@@ -403,3 +391,16 @@ def resolve_config(pipeline: str) -> dict[str, Any]:
     if pipeline.endswith(".toml"):
         return load_config_file(pipeline)
     return parse_spec(pipeline)
+
+
+def _check_new_name(
+    token: _Token, known: Collection[str], seen: Mapping[str, object], what: str
+) -> None:
+    """A clear error when ``token`` names no known ``what`` or one already given."""
+    if token.text not in known:
+        raise SpecError(
+            f"spec: unknown {what} {token.text!r} at column {token.column}; "
+            f"{what}s: {', '.join(known)}"
+        )
+    if token.text in seen:
+        raise SpecError(f"spec: {what} {token.text!r} given twice")
