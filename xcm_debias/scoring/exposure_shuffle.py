@@ -47,7 +47,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from xcm_debias._validation import check_positive_int
 from xcm_debias.scoring._groups import group_index, group_labels
 from xcm_debias.scoring.base import (
     GalleryColumns,
@@ -109,7 +108,6 @@ class ExposureShuffle(ScoreNormalizer):
         if self.seed < 0:
             raise ValueError(f"seed: expected an int >= 0, got {self.seed}")
         self.seed = int(self.seed)
-        self.block_size = check_positive_int(self.block_size, "block_size")
 
     # ------------------------------------------------------------------ fit
     def _fit(self, query_bank: ScoredRows, gallery_bank: ScoredRows) -> None:
