@@ -13,7 +13,8 @@ Usage::
 * ``Debiased(ExactRetriever(), scoring=...)`` for InvertedSoftmax, DualInvertedSoftmax (DIS),
   CSLS and QB-Norm fitted on 2000 calibration items: the gallery's offset columns are computed
   once per gallery (reported as ``prepare_s``), the timed search then ranks by the augmented
-  vectors; ``overhead`` = its time / plain ExactRetriever − 1 (target ≤ 10%).
+  vectors (QB-Norm: its gate and offset top-k in one pass, `GatedOffsetIndex`); ``overhead`` =
+  its time / plain ExactRetriever − 1 (target ≤ 10%).
 
 Each case in its own process, cases interleaved, best of ``--rounds``; peak memory is what the
 search adds to the process. Writes ``benchmarks/results/retrieval.json``.

@@ -18,7 +18,10 @@
   exact on inner-product, cosine and L2 indexes alike (the MIPS-to-NN reduction). Scores are
   returned in ``score`` units (the factor is undone): for the inverted softmax, ``s − log Z/β``.
   Dynamic (gated) stages take each query's top-1 with one ``k = 1`` search of the wrapped
-  retriever on the scores before that stage.
+  retriever on the scores before that stage — except a gated *last* stage under an
+  ``ExactRetriever``: there the gate and the offset top-k come from one pass over the gallery
+  (:class:`xcm_debias.gated_topk.GatedOffsetIndex`, same results), so QB-Norm costs about what
+  plain retrieval does.
 * **rank_of(queries, gallery, targets)** ranks through the same vectors and gates, so full-rank
   metrics agree with ``search``.
 
@@ -56,6 +59,7 @@ from safetensors.torch import load_file
 from xcm_debias._validation import check_positive_int
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.fitted import NotFittedError, read_config, restore_buffers, write_safetensors
+from xcm_debias.gated_topk import GatedOffsetIndex
 from xcm_debias.processors.base import Chain, PostProcessor, item_folds, out_of_fold_transform
 from xcm_debias.retrieval import ExactRetriever, Ranking, Retriever
 from xcm_debias.scoring.base import GalleryColumns, ScoredRows, ScoreNormalizer
@@ -179,6 +183,8 @@ class Debiased:
         if direction is None:
             return self.retriever.search(self.transform(queries), self._processed(gallery), k)
         prepared = self._prepared(gallery, direction)
+        if self._fused_gate(direction, prepared):
+            return self._search_fused(queries, prepared, direction, k)
         query_set, query_norms = self._query_vectors(queries, prepared, direction)
         index, radius = prepared.index(len(prepared.columns))
         ranking = self.retriever.search(query_set, index, k)
@@ -186,6 +192,37 @@ class Debiased:
             indices=ranking.indices,
             scores=ranking.scores * (query_norms[:, None] * radius),
         )
+
+    def _fused_gate(self, direction: str, prepared: _PreparedGallery) -> bool:
+        """True when the last stage is gated on one column and the search is exact."""
+        last = prepared.columns[-1] if prepared.columns else None
+        return (
+            isinstance(self.retriever, ExactRetriever)
+            and last is not None
+            and self.scorers_[direction][-1].needs_top1
+            and last.active is not None
+            and last.columns.shape[1] == 1
+        )
+
+    def _search_fused(
+        self, queries: EmbeddingSet, prepared: _PreparedGallery, direction: str, k: int
+    ) -> Ranking:
+        """The gated last stage's gate and offset top-k in one pass (GatedOffsetIndex)."""
+        last = len(prepared.columns) - 1
+        rows = self._query_rows(queries, prepared, direction, last)
+        columns = prepared.columns[last]
+        active = columns.active[:, 0]
+        # a gated query column depends on the raw top-1 only through the activation set:
+        # evaluate it for an active and an inactive top-1 (either stands in when one is empty)
+        on_row = int(active.float().argmax())
+        off_row = int((~active).float().argmax())
+        scorer = self.scorers_[direction][last]
+        n = len(rows.data)
+        w_on = scorer.query_columns(rows, columns, torch.full((n,), on_row))[:, 0]
+        w_off = scorer.query_columns(rows, columns, torch.full((n,), off_row))[:, 0]
+        index = prepared.gated(self.retriever.block_size)
+        indices, scores = index.search(rows.augmented, k, w_on, w_off)
+        return Ranking(indices=indices, scores=scores)
 
     def rank_of(
         self, queries: EmbeddingSet, gallery: EmbeddingSet, targets: torch.Tensor | np.ndarray
@@ -256,14 +293,21 @@ class Debiased:
     def _query_vectors(
         self, queries: EmbeddingSet, prepared: _PreparedGallery, direction: str
     ) -> tuple[EmbeddingSet, torch.Tensor]:
+        rows = self._query_rows(queries, prepared, direction, len(prepared.columns))
+        return _query_set(rows)
+
+    def _query_rows(
+        self, queries: EmbeddingSet, prepared: _PreparedGallery, direction: str, stages: int
+    ) -> ScoredRows:
+        """The processed query rows with the columns of the first ``stages`` score stages."""
         rows = ScoredRows.of(self.transform(queries).normalized(), "queries")
-        for stage, scorer in enumerate(self.scorers_[direction]):
+        for stage, scorer in enumerate(self.scorers_[direction][:stages]):
             top1 = None
             if scorer.needs_top1:
                 index, _ = prepared.index(stage)
                 top1 = self.retriever.search(_query_set(rows)[0], index, 1).indices[:, 0]
             rows = rows.extended(scorer.query_columns(rows, prepared.columns[stage], top1))
-        return _query_set(rows)
+        return rows
 
     # ------------------------------------------------------------ save/load
     def save(self, path: str | Path) -> Path:
@@ -335,12 +379,25 @@ class _PreparedGallery:
     stage_rows: list[ScoredRows]
     columns: list[GalleryColumns]
     _indexes: dict[int, tuple[EmbeddingSet, float]] = field(default_factory=dict)
+    _gated: GatedOffsetIndex | None = None
 
     def index(self, stage: int) -> tuple[EmbeddingSet, float]:
         """Equal-norm index vectors of the rows before ``stage`` and their norm ``R``."""
         if stage not in self._indexes:
             self._indexes[stage] = _index_set(self.stage_rows[stage])
         return self._indexes[stage]
+
+    def gated(self, block_size: int) -> GatedOffsetIndex:
+        """The rows before the (gated, one-column) last stage, sorted by its offset."""
+        if self._gated is None or self._gated.block_size != block_size:
+            last = self.columns[-1]
+            self._gated = GatedOffsetIndex(
+                self.stage_rows[-2].augmented,
+                last.columns[:, 0],
+                last.active[:, 0],
+                block_size=block_size,
+            )
+        return self._gated
 
 
 @dataclass

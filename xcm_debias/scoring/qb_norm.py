@@ -32,7 +32,8 @@ class QBNorm(InvertedSoftmax):
     """Dynamic inverted softmax: the inverted softmax for queries whose top-1 is in ``A``.
 
     ``A`` is computed per gallery (bank queries' top-``k`` in that gallery, blockwise); the gate
-    needs each query's raw top-1 (one extra ``k = 1`` search), passed as ``top1``.
+    needs each query's raw top-1, passed as ``top1`` (``Debiased`` takes it from the same pass as
+    the offset top-k under an ``ExactRetriever``: :mod:`xcm_debias.gated_topk`).
 
     Args:
         beta: inverse temperature β.

@@ -1,0 +1,180 @@
+"""GatedOffsetIndex: the one-pass gated top-k equals the dense two-pass formula."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xcm_debias import Debiased, EmbeddingSet, ExactRetriever
+from xcm_debias.gated_topk import GatedOffsetIndex
+from xcm_debias.scoring import DualInvertedSoftmax, QBNorm
+
+
+def dense_gated(q, g, offsets, active, w_on, w_off, k):
+    """Raw top-1 gate, then the top-k of ``q·g + w·o`` (float64, ties to the lower index)."""
+    raw = q.double().numpy() @ g.double().numpy().T
+    top1 = np.argsort(-raw, axis=1, kind="stable")[:, 0]
+    w = np.where(active.numpy()[top1], w_on.double().numpy(), w_off.double().numpy())
+    scores = raw + w[:, None] * offsets.double().numpy()[None, :]
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(scores, order, axis=1)
+
+
+def problem(n, q, dim, seed, offset_scale=0.05):
+    gen = torch.Generator().manual_seed(seed)
+    unit = lambda m: torch.nn.functional.normalize(torch.randn(m, dim, generator=gen), dim=1)  # noqa: E731
+    return (
+        unit(q),
+        unit(n),
+        torch.randn(n, generator=gen) * offset_scale,
+        torch.rand(n, generator=gen) < 0.3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("n", "n_queries", "k", "block_size", "chunk"),
+    [
+        (1000, 60, 10, 64, 32),
+        (1037, 40, 5, 4096, 32),
+        (50, 7, 10, 16, 8),
+        (20, 3, 30, 4096, 32),
+        (3001, 90, 1, 300, 16),
+        (2000, 25, 50, 4096, 64),
+    ],
+)
+@pytest.mark.parametrize("weights", ["qb_norm", "signed"])
+def test_top_k_equals_the_dense_formula(n, n_queries, k, block_size, chunk, weights):
+    q, g, offsets, active = problem(n, n_queries, 16, seed=n + k)
+    if weights == "qb_norm":  # the 0/1 gate of QB-Norm's column
+        w_on, w_off = torch.ones(n_queries), torch.zeros(n_queries)
+    else:  # any per-query weights, either sign
+        w_on, w_off = torch.randn(n_queries), torch.randn(n_queries)
+    index = GatedOffsetIndex(g, offsets, active, block_size=block_size, chunk=chunk)
+    idx, scores = index.search(q, k, w_on, w_off)
+    expected_idx, expected_scores = dense_gated(q, g, offsets, active, w_on, w_off, k)
+    assert idx.shape == (n_queries, min(k, n))
+    assert np.array_equal(idx.numpy(), expected_idx)
+    assert np.allclose(scores.numpy(), expected_scores, atol=1e-5)
+
+
+def test_wide_offsets_fall_back_to_exact_rows():
+    # offsets far wider than the score spread: the chunk bounds select too many chunks, and the
+    # affected rows take the dense path — results stay exact
+    q, g, offsets, active = problem(800, 30, 8, seed=5, offset_scale=5.0)
+    w_on, w_off = torch.ones(30), torch.full((30,), 0.5)
+    idx, _ = GatedOffsetIndex(g, offsets, active, chunk=16).search(q, 10, w_on, w_off)
+    assert np.array_equal(idx.numpy(), dense_gated(q, g, offsets, active, w_on, w_off, 10)[0])
+
+
+def test_ties_go_to_the_lower_gallery_index():
+    q, g, offsets, active = problem(100, 30, 8, seed=7)
+    g2, o2 = torch.cat([g, g]), torch.cat([offsets, offsets])  # every row twice: exact ties
+    a2 = torch.cat([active, ~active])  # duplicates disagree on the gate: the lower index decides
+    w_on, w_off = torch.full((30,), 0.5), torch.full((30,), -0.2)
+    idx, _ = GatedOffsetIndex(g2, o2, a2, block_size=50).search(q, 10, w_on, w_off)
+    expected, _ = dense_gated(q, g2, o2, a2, w_on, w_off, 10)
+    assert np.array_equal(idx.numpy(), expected)
+    assert (idx[:, 0] < 100).all()  # each pair's lower index comes first
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 120),
+    n_queries=st.integers(1, 12),
+    k=st.integers(1, 15),
+    chunk=st.integers(1, 40),
+    seed=st.integers(0, 10_000),
+    scale=st.sampled_from([0.0, 0.01, 0.3, 3.0]),
+)
+def test_property_equals_the_dense_formula(n, n_queries, k, chunk, seed, scale):
+    q, g, offsets, active = problem(n, n_queries, 6, seed, offset_scale=scale)
+    w_on = torch.rand(n_queries, generator=torch.Generator().manual_seed(seed)) * 2 - 0.5
+    w_off = torch.zeros(n_queries)
+    index = GatedOffsetIndex(g, offsets, active, block_size=9, chunk=chunk)
+    idx, _ = index.search(q, k, w_on, w_off)
+    assert np.array_equal(idx.numpy(), dense_gated(q, g, offsets, active, w_on, w_off, k)[0])
+
+
+def test_does_not_modify_its_inputs():
+    q, g, offsets, active = problem(300, 10, 8, seed=3)
+    copies = [t.clone() for t in (q, g, offsets, active)]
+    GatedOffsetIndex(g, offsets, active).search(q, 5, torch.ones(10), torch.zeros(10))
+    for before, after in zip(copies, (q, g, offsets, active), strict=True):
+        assert torch.equal(before, after)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda a: {**a, "offsets": torch.zeros(3)},
+            r"offsets: expected shape \(50,\), got \(3,\)",
+        ),
+        (
+            lambda a: {**a, "active": torch.zeros(50)},
+            "active: expected a bool tensor, got torch.float32",
+        ),
+        (lambda a: {**a, "offsets": torch.full((50,), float("nan"))}, "offsets: expected finite"),
+        (lambda a: {**a, "gallery": torch.zeros(50)}, r"gallery: expected a 2-D tensor"),
+        (lambda a: {**a, "chunk": 0}, "chunk: expected an integer >= 1, got 0"),
+    ],
+)
+def test_index_arguments_are_checked(change, message):
+    _, g, offsets, active = problem(50, 1, 4, seed=0)
+    args = {"gallery": g, "offsets": offsets, "active": active, "chunk": 32}
+    with pytest.raises((ValueError, TypeError), match=message):
+        GatedOffsetIndex(**change(args))
+
+
+def test_search_arguments_are_checked():
+    q, g, offsets, active = problem(50, 4, 4, seed=0)
+    index = GatedOffsetIndex(g, offsets, active)
+    ones = torch.ones(4)
+    with pytest.raises(ValueError, match="queries: expected dimension 4 .as gallery., got 5"):
+        index.search(torch.zeros(4, 5), 3, ones, ones)
+    with pytest.raises(ValueError, match="k: expected an integer >= 1, got 0"):
+        index.search(q, 0, ones, ones)
+    with pytest.raises(ValueError, match=r"weight_off: expected shape \(4,\), got \(2,\)"):
+        index.search(q, 3, ones, torch.ones(2))
+    with pytest.raises(TypeError, match="weight_on: expected a float tensor, got torch.int64"):
+        index.search(q, 3, torch.ones(4, dtype=torch.int64), ones)
+
+
+class SearchOnly:
+    """An exact retriever that Debiased does not recognise: the two-pass path."""
+
+    def __init__(self) -> None:
+        self.inner = ExactRetriever()
+
+    def search(self, queries, gallery, k):
+        return self.inner.search(queries, gallery, k)
+
+
+@pytest.mark.parametrize(
+    "scorer",
+    [
+        lambda: QBNorm(beta=20.0, k=1),
+        lambda: QBNorm(beta=5.0, k=3),
+        lambda: DualInvertedSoftmax(10.0, 0.5, dynamic=True, k=1),
+    ],
+)
+def test_debiased_one_pass_equals_the_two_pass_search(scorer):
+    gen = torch.Generator().manual_seed(11)
+    unit = lambda m: torch.nn.functional.normalize(torch.randn(m, 24, generator=gen), dim=1)  # noqa: E731
+    calibration = EmbeddingSet(
+        torch.cat([unit(80), unit(80)]),
+        modality=["image"] * 80 + ["text"] * 80,
+        item=np.r_[np.arange(80), np.arange(80)],
+    )
+    texts, images = (
+        EmbeddingSet(unit(300), modality="text"),
+        EmbeddingSet(unit(2500), modality="image"),
+    )
+    fused = Debiased(ExactRetriever(), scoring=scorer()).fit(calibration)
+    two_pass = Debiased(SearchOnly(), scoring=scorer()).fit(calibration)
+    ours, theirs = fused.search(texts, images, 10), two_pass.search(texts, images, 10)
+    assert torch.equal(ours.indices, theirs.indices)
+    assert torch.allclose(ours.scores, theirs.scores, atol=1e-5)
