@@ -57,6 +57,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ),
     ("xcm_debias.streaming", ("transform_folder", "transform_shard", "find_shards", "Shard")),
     ("xcm_debias.distributed", ("transform_dask",)),
+    ("xcm_debias.gated_topk", ("GatedOffsetIndex",)),
     ("xcm_debias.worlds", None),
 )
 
