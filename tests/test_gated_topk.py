@@ -14,13 +14,26 @@ from xcm_debias.scoring import DualInvertedSoftmax, QBNorm
 
 
 def dense_gated(q, g, offsets, active, w_on, w_off, k):
-    """Raw top-1 gate, then the top-k of ``q·g + w·o`` (float64, ties to the lower index)."""
+    """Raw top-1 gate, then the top-k of ``q·g + w·o`` (float64, ties to the lower index).
+
+    Returns the top-k indices and the full float64 score matrix.
+    """
     raw = q.double().numpy() @ g.double().numpy().T
     top1 = np.argsort(-raw, axis=1, kind="stable")[:, 0]
     w = np.where(active.numpy()[top1], w_on.double().numpy(), w_off.double().numpy())
     scores = raw + w[:, None] * offsets.double().numpy()[None, :]
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return order, np.take_along_axis(scores, order, axis=1)
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k], scores
+
+
+def assert_same_top_k(idx, expected, scores, tol=1e-6):
+    """Equal top-k lists, except that two rows whose float64 scores differ by less than float32
+    can resolve (``tol``) may swap: every position must hold a row of the expected score."""
+    ours = idx.numpy()
+    assert ours.shape == expected.shape
+    got = np.take_along_axis(scores, ours, axis=1)
+    want = np.take_along_axis(scores, expected, axis=1)
+    assert np.abs(got - want).max() < tol
+    assert (ours != expected).mean() < 0.01  # swaps are rare near-ties, not a different ranking
 
 
 def problem(n, q, dim, seed, offset_scale=0.05):
@@ -51,12 +64,13 @@ def test_top_k_equals_the_dense_formula(n, n_queries, k, block_size, chunk, weig
     if weights == "qb_norm":  # the 0/1 gate of QB-Norm's column
         w_on, w_off = torch.ones(n_queries), torch.zeros(n_queries)
     else:  # any per-query weights, either sign
-        w_on, w_off = torch.randn(n_queries), torch.randn(n_queries)
+        w_on, w_off = torch.randn(2, n_queries, generator=torch.Generator().manual_seed(k))
     index = GatedOffsetIndex(g, offsets, active, block_size=block_size, chunk=chunk)
     idx, scores = index.search(q, k, w_on, w_off)
-    expected_idx, expected_scores = dense_gated(q, g, offsets, active, w_on, w_off, k)
+    expected_idx, dense = dense_gated(q, g, offsets, active, w_on, w_off, k)
     assert idx.shape == (n_queries, min(k, n))
-    assert np.array_equal(idx.numpy(), expected_idx)
+    assert_same_top_k(idx, expected_idx, dense)
+    expected_scores = np.take_along_axis(dense, idx.numpy(), axis=1)
     assert np.allclose(scores.numpy(), expected_scores, atol=1e-5)
 
 
@@ -66,7 +80,7 @@ def test_wide_offsets_fall_back_to_exact_rows():
     q, g, offsets, active = problem(800, 30, 8, seed=5, offset_scale=5.0)
     w_on, w_off = torch.ones(30), torch.full((30,), 0.5)
     idx, _ = GatedOffsetIndex(g, offsets, active, chunk=16).search(q, 10, w_on, w_off)
-    assert np.array_equal(idx.numpy(), dense_gated(q, g, offsets, active, w_on, w_off, 10)[0])
+    assert_same_top_k(idx, *dense_gated(q, g, offsets, active, w_on, w_off, 10))
 
 
 def test_ties_go_to_the_lower_gallery_index():
@@ -95,7 +109,9 @@ def test_property_equals_the_dense_formula(n, n_queries, k, chunk, seed, scale):
     w_off = torch.zeros(n_queries)
     index = GatedOffsetIndex(g, offsets, active, block_size=9, chunk=chunk)
     idx, _ = index.search(q, k, w_on, w_off)
-    assert np.array_equal(idx.numpy(), dense_gated(q, g, offsets, active, w_on, w_off, k)[0])
+    expected, dense = dense_gated(q, g, offsets, active, w_on, w_off, k)
+    got = np.take_along_axis(dense, idx.numpy(), axis=1)
+    assert np.abs(got - np.take_along_axis(dense, expected, axis=1)).max() < 1e-6
 
 
 def test_does_not_modify_its_inputs():

@@ -36,6 +36,7 @@ from __future__ import annotations
 import torch
 
 from xcm_debias._validation import as_float_matrix, check_finite, check_positive_int
+from xcm_debias.topk import TileProducts
 
 
 def _vector(value: object, name: str, length: int, dtype: torch.dtype) -> torch.Tensor:
@@ -116,17 +117,14 @@ class GatedOffsetIndex:
         n = len(self)
         kk = min(k, n)
         rows = min(q.shape[0], max(1, self.block_size**2 // n))
-        # one buffer for every block's products: a fresh [rows, N] allocation per block would
-        # be returned to the system and page-faulted back each time
-        raw = torch.empty(rows, n)
+        products = TileProducts(rows, n)  # one buffer for every block's products
         out_i = torch.empty(q.shape[0], kk, dtype=torch.int64)
         out_v = torch.empty(q.shape[0], kk, dtype=torch.float32)
         for q0 in range(0, q.shape[0], rows):
             block = slice(q0, q0 + rows)
-            qb = q[block].float()
-            products = raw[: qb.shape[0]]
-            torch.matmul(qb, self.gallery.T, out=products)
-            out_i[block], out_v[block] = self._search_block(products, kk, w_on[block], w_off[block])
+            out_i[block], out_v[block] = self._search_block(
+                products(q[block], self.gallery), kk, w_on[block], w_off[block]
+            )
         return out_i, out_v
 
     # ------------------------------------------------------------------ internals

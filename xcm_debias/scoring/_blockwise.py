@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from xcm_debias.topk import blockwise_topk
+from xcm_debias.topk import TileProducts, blockwise_topk
 
 
 def logsumexp_scores(
@@ -23,13 +23,14 @@ def logsumexp_scores(
     A running ``logaddexp`` over tiles of ``y`` keeps it exact and stable for any ``β``.
     """
     out = torch.full((x.shape[0],), -torch.inf, dtype=torch.float32)
+    products = TileProducts(min(block_size, x.shape[0]), min(block_size, y.shape[0]))
     for i0 in range(0, x.shape[0], block_size):
         xb = x[i0 : i0 + block_size].float()
         acc = out[i0 : i0 + block_size]
         for j0 in range(0, y.shape[0], block_size):
-            tile = beta * (xb @ y[j0 : j0 + block_size].float().T)
+            tile = products(xb, y[j0 : j0 + block_size]).mul_(beta)
             if y_potential is not None:
-                tile = tile + y_potential[None, j0 : j0 + block_size]
+                tile.add_(y_potential[None, j0 : j0 + block_size])
             acc = torch.logaddexp(acc, torch.logsumexp(tile, dim=1))
         out[i0 : i0 + block_size] = acc
     return out
@@ -50,11 +51,12 @@ def group_logsumexp_scores(
     with no row of ``y`` gets ``−inf``.
     """
     out = torch.full((x.shape[0], n_groups), -torch.inf, dtype=torch.float32)
+    products = TileProducts(min(block_size, x.shape[0]), min(block_size, y.shape[0]))
     for i0 in range(0, x.shape[0], block_size):
         xb = x[i0 : i0 + block_size].float()
         acc = out[i0 : i0 + block_size]
         for j0 in range(0, y.shape[0], block_size):
-            tile = beta * (xb @ y[j0 : j0 + block_size].float().T)
+            tile = products(xb, y[j0 : j0 + block_size]).mul_(beta)
             groups = y_group[j0 : j0 + block_size]
             for b in torch.unique(groups).tolist():
                 part = torch.logsumexp(tile[:, groups == b], dim=1)
