@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 import textwrap
@@ -30,7 +29,7 @@ def _dense_message(
     """The paper's convolution with the full N × |B| similarity matrix."""
     sims = g @ bank.T
     if local:
-        p = math.ceil(pool_rate * len(bank))
+        p = max(1, int(pool_rate * len(bank)))  # the reference's int(), never 0
         top = sims.topk(p, dim=1).indices
         kept = torch.zeros_like(sims).scatter(1, top, sims.gather(1, top))
         return _unit(g - rate * kept @ bank / p)

@@ -6,7 +6,7 @@ gallery bank ``B_g`` (calibration rows of g's modality) and the query bank ``B_q
 rows of the other modality) — by subtracting a graph convolution (Jian & Wang, EMNLP 2023):
 
 * full adjacency:  ``m_B(g) = normalize(g − r · Σ_j (s(g, b_j) − s̄_B) b_j / |B|)``;
-* LocalAdj (``local_adj=True``, default): only each row's ``p = ⌈pool_rate·|B|⌉`` most similar
+* LocalAdj (``local_adj=True``, default): only each row's ``p = max(1, int(pool_rate·|B|))`` most similar
   bank rows: ``m_B(g) = normalize(g − r · Σ_{j∈top_p(g)} s(g, b_j) b_j / p)``;
 
 once against ``B_g`` (rate ``r_g``) and once against ``B_q`` (rate ``r_q``), and
@@ -20,7 +20,9 @@ reference averages over the similarities of the rows being transformed (the two 
 transformed rows are the calibration gallery), so a row's output never depends on its batch.
 LocalAdj neighbours come from ``xcm_debias.topk.blockwise_topk`` and the weighted sum from
 ``embedding_bag``, block by block; the reference builds the dense matrix and loops over rows, and
-uses ``p = int(pool_rate·|B|)`` (0 for small banks, a division by zero) where we use the ceiling.
+uses ``p = int(pool_rate·|B|)`` — the same ``p`` as ours wherever it is at least 1 (the same float
+expression, so results match the reference); for banks under ``1/pool_rate`` rows the reference
+divides by zero and we keep one neighbour.
 
 Gallery-side: ``apply_to`` names the gallery modality (default images, for text→image search);
 rows of each modality in ``apply_to`` use their own modality's bank as ``B_g`` and the other
@@ -62,7 +64,7 @@ class InvGC(PostProcessor):
     Args:
         r_g: rate of the convolution against the gallery bank.
         r_q: rate of the convolution against the query bank.
-        pool_rate: LocalAdj neighbourhood, as a share of the bank (``p = ⌈pool_rate·|B|⌉``).
+        pool_rate: LocalAdj neighbourhood, as a share of the bank (``p = max(1, int(pool_rate·|B|))``, as the reference).
         local_adj: LocalAdj (top-p neighbours, default) or the full, mean-centred adjacency.
         apply_to: the gallery modality(ies) to transform (default ``("image",)``).
         block_size: rows per block for neighbour search and products.
@@ -127,7 +129,7 @@ class InvGC(PostProcessor):
         meta: dict[str, int] = {}
         for m in MODALITIES:
             bank = banks[m]
-            meta[f"pool_{m}"] = math.ceil(self.pool_rate * len(bank))
+            meta[f"pool_{m}"] = max(1, int(self.pool_rate * len(bank)))
             if self.local_adj:
                 self.set_state(f"bank_{m}", bank)
             else:
