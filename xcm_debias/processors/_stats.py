@@ -263,31 +263,59 @@ def subtract_group_rows(x: torch.Tensor, codes: np.ndarray, table: torch.Tensor)
     return x.index_add_(0, rows, table[torch.from_numpy(codes[seen])], alpha=-1)
 
 
-def apply_per_group(
-    x: torch.Tensor, codes: np.ndarray, fn: Callable[[int, torch.Tensor], torch.Tensor]
-) -> torch.Tensor:
-    """Rows of group k replaced by ``fn(k, rows)``; rows with code −1 kept.
+PIECE_BYTES = 8 * 2**20
 
-    Edits ``x`` in place (callers pass a tensor of their own) and returns it. ``fn`` receives
-    a contiguous block of rows that it may overwrite and returns the new rows (possibly the
-    same tensor). One stable sort by group makes each group a slice of the sorted rows: one
-    gather and one scatter in all, instead of a mask, a gather and a scatter per group.
+
+def apply_per_group(
+    x: torch.Tensor,
+    codes: np.ndarray,
+    fn: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor],
+    normalize: bool,
+) -> torch.Tensor:
+    """A new float32 tensor: row i is ``fn(codes[i], ·)`` of row i of ``x``, L2-normalised first
+    when ``normalize``; rows with code −1 are only converted (and normalised). ``x`` is untouched.
+
+    ``fn(group, rows, spare)`` receives a block of rows of one group, which it may overwrite, and
+    a scratch block of the same shape, which it may write its result into (``torch.mm(...,
+    out=spare)``), and returns the new rows (``rows``, ``spare`` or any tensor of that shape).
+
+    Why this shape: a per-group map costs one GEMM per group, but gathering every row into group
+    order and scattering the results back are two more passes over the whole array in memory,
+    which cost about as much as the GEMM itself. So rows are sorted by group once (a stable sort
+    of the codes) and each group is handled in pieces of at most ``PIECE_BYTES`` of rows: a
+    piece is gathered into a reused buffer, normalised there, transformed and written to its
+    rows of the output while it is still in cache. A piece whose rows are consecutive in ``x``
+    (encoders usually emit one language at a time) is read as a slice, and ``spare`` is then
+    its slice of the output, so a GEMM writes its result in place.
     """
-    seen = np.flatnonzero(codes >= 0)
-    order = seen[np.argsort(codes[seen], kind="stable")]
+    x = x.to(torch.float32)
+    n, d = x.shape
+    out = x.new_empty(n, d)
+    order = np.argsort(codes, kind="stable")
     sorted_codes = codes[order]
-    bounds = np.flatnonzero(np.diff(sorted_codes)) + 1
     order_t = torch.from_numpy(order).to(x.device)
-    grouped = x[order_t]
-    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(order)], strict=True):
-        if stop > start:
-            part = grouped[start:stop]
-            result = fn(int(sorted_codes[start]), part)
-            if result is not part:
-                part.copy_(result)
-    if len(order):
-        x[order_t] = grouped
-    return x
+    bounds = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1, n]
+    piece = max(1, PIECE_BYTES // (4 * max(d, 1)))
+    buffer, scratch = x.new_empty(min(piece, n), d), x.new_empty(min(piece, n), d)
+    for first, end in zip(bounds[:-1], bounds[1:], strict=True):
+        for start in range(first, end, piece):
+            group, stop = int(sorted_codes[start]), min(start + piece, end)
+            lo, m = int(order[start]), stop - start
+            consecutive = int(order[stop - 1]) - lo == m - 1
+            if consecutive:
+                rows, spare = buffer[:m].copy_(x[lo : lo + m]), out[lo : lo + m]
+            else:
+                index = order_t[start:stop]
+                rows, spare = torch.index_select(x, 0, index, out=buffer[:m]), scratch[:m]
+            if normalize:
+                torch.nn.functional.normalize(rows, dim=1, out=rows)
+            result = rows if group < 0 else fn(group, rows, spare)
+            if consecutive:
+                if result is not spare:
+                    spare.copy_(result)
+            else:
+                out.index_copy_(0, index, result)
+    return out
 
 
 def text_rows(calibration: EmbeddingSet, who: str) -> EmbeddingSet:

@@ -196,20 +196,20 @@ class OTRecenter(PostProcessor):
         self.set_state("target", target.float())
 
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
-        x = _stats.prepare(x, self.normalize, torch.float32)
         codes = _stats.codes_at_transform(
             self._group_labels(data),
             self.fitted_meta["groups"],
             self._who("transform"),
             self.groups,
         )
-        return _stats.apply_per_group(x, codes, self._move)
+        return _stats.apply_per_group(x, codes, self._move, self.normalize)
 
-    def _move(self, group: int, rows: torch.Tensor) -> torch.Tensor:
-        """``target + A_l(rows − m_l)``, on the block ``rows`` (ours to overwrite)."""
+    def _move(self, group: int, rows: torch.Tensor, spare: torch.Tensor) -> torch.Tensor:
+        """``target + A_l(rows − m_l)``, on the block ``rows`` (ours to overwrite); the full
+        Gaussian map writes its GEMM into ``spare`` (see :func:`_stats.apply_per_group`)."""
         if self.method == "gaussian":  # one GEMM with the bias folded: rows A + (t − m A)
             shift = self.target - self.means[group] @ self.maps[group]
-            return torch.addmm(shift, rows, self.maps[group])
+            return torch.addmm(shift, rows, self.maps[group], out=spare)
         centred = rows.sub_(self.means[group])
         if self.method == "diag":
             centred.mul_(self.scale[group])
