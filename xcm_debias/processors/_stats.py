@@ -267,7 +267,7 @@ def subtract_group_rows(x: torch.Tensor, codes: np.ndarray, table: torch.Tensor)
     return x.index_add_(0, rows, table[torch.from_numpy(codes[seen])], alpha=-1)
 
 
-PIECE_BYTES = 8 * 2**20
+CHUNK_BYTES = 8 * 2**20
 
 
 def apply_per_group(
@@ -280,45 +280,53 @@ def apply_per_group(
     when ``normalize``; rows with code −1 are only converted (and normalised). ``x`` is untouched.
 
     ``fn(group, rows, spare)`` receives a block of rows of one group, which it may overwrite, and
-    a scratch block of the same shape, which it may write its result into (``torch.mm(...,
-    out=spare)``), and returns the new rows (``rows``, ``spare`` or any tensor of that shape).
+    a block of the same shape that it may write its result into (``torch.mm(..., out=spare)``),
+    and returns the new rows (``rows``, ``spare`` or any tensor of that shape).
 
     Why this shape: a per-group map costs one GEMM per group, but gathering every row into group
     order and scattering the results back are two more passes over the whole array in memory,
-    which cost about as much as the GEMM itself. So rows are sorted by group once (a stable sort
-    of the codes) and each group is handled in pieces of at most ``PIECE_BYTES`` of rows: a
-    piece is gathered into a reused buffer, normalised there, transformed and written to its
-    rows of the output while it is still in cache. A piece whose rows are consecutive in ``x``
-    (encoders usually emit one language at a time) is read as a slice, and ``spare`` is then
-    its slice of the output, so a GEMM writes its result in place.
+    which cost about as much as the GEMM itself. So rows are taken in consecutive chunks of at
+    most ``CHUNK_BYTES``: a chunk is gathered in group order (a stable sort of its codes) into a
+    reused buffer, normalised there, each group's block transformed, and the results put back in
+    row order into the chunk's slice of the output (a gather again, which is cheaper than a
+    scatter), all while the chunk is in cache. A chunk whose codes are already in order
+    (encoders usually emit one language at a time) is read as a slice, and each ``spare`` is
+    then a slice of the output, so a GEMM writes its result in place.
     """
     x = x.to(torch.float32)
     n, d = x.shape
     out = x.new_empty(n, d)
-    order = np.argsort(codes, kind="stable")
-    sorted_codes = codes[order]
-    order_t = torch.from_numpy(order).to(x.device)
-    bounds = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1, n]
-    piece = max(1, PIECE_BYTES // (4 * max(d, 1)))
-    buffer, scratch = x.new_empty(min(piece, n), d), x.new_empty(min(piece, n), d)
-    for first, end in zip(bounds[:-1], bounds[1:], strict=True):
-        for start in range(first, end, piece):
-            group, stop = int(sorted_codes[start]), min(start + piece, end)
-            lo, m = int(order[start]), stop - start
-            consecutive = int(order[stop - 1]) - lo == m - 1
-            if consecutive:
-                rows, spare = buffer[:m].copy_(x[lo : lo + m]), out[lo : lo + m]
-            else:
-                index = order_t[start:stop]
-                rows, spare = torch.index_select(x, 0, index, out=buffer[:m]), scratch[:m]
-            if normalize:
-                torch.nn.functional.normalize(rows, dim=1, out=rows)
-            result = rows if group < 0 else fn(group, rows, spare)
-            if consecutive:
-                if result is not spare:
-                    spare.copy_(result)
-            else:
-                out.index_copy_(0, index, result)
+    chunk = max(1, CHUNK_BYTES // (4 * max(d, 1)))
+    buffer, scratch = x.new_empty(min(chunk, n), d), x.new_empty(min(chunk, n), d)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        m, part = stop - start, codes[start:stop]
+        in_order = bool((part[1:] >= part[:-1]).all())
+        if in_order:
+            order, source, results = None, x[start:stop], out[start:stop]
+        else:
+            order = np.argsort(part, kind="stable")
+            index = torch.from_numpy(order + start).to(x.device)
+            source, results = torch.index_select(x, 0, index, out=buffer[:m]), scratch[:m]
+            part = part[order]
+        rows = buffer[:m]  # copy_ of a tensor onto itself returns at once
+        if normalize:
+            torch.nn.functional.normalize(source, dim=1, out=rows)
+        else:
+            rows.copy_(source)
+        bounds = np.r_[0, np.flatnonzero(part[1:] != part[:-1]) + 1, m]
+        for first, end in zip(bounds[:-1], bounds[1:], strict=True):
+            block, target = rows[first:end], results[first:end]
+            group = int(part[first])
+            result = block if group < 0 else fn(group, block, target)
+            if result is not target:
+                target.copy_(result)
+        if order is not None:
+            inverse = np.empty_like(order)
+            inverse[order] = np.arange(m)
+            torch.index_select(
+                results, 0, torch.from_numpy(inverse).to(x.device), out=out[start:stop]
+            )
     return out
 
 

@@ -202,14 +202,19 @@ class OTRecenter(PostProcessor):
             self._who("transform"),
             self.groups,
         )
+        if self.method == "gaussian":  # one GEMM per block with the bias folded: x A + (t − m A)
+            shifts = self.target - (self.means.unsqueeze(1) @ self.maps).squeeze(1)
+            return _stats.apply_per_group(
+                x,
+                codes,
+                lambda g, rows, spare: torch.addmm(shifts[g], rows, self.maps[g], out=spare),
+                self.normalize,
+            )
         return _stats.apply_per_group(x, codes, self._move, self.normalize)
 
-    def _move(self, group: int, rows: torch.Tensor, spare: torch.Tensor) -> torch.Tensor:
-        """``target + A_l(rows − m_l)``, on the block ``rows`` (ours to overwrite); the full
-        Gaussian map writes its GEMM into ``spare`` (see :func:`_stats.apply_per_group`)."""
-        if self.method == "gaussian":  # one GEMM with the bias folded: rows A + (t − m A)
-            shift = self.target - self.means[group] @ self.maps[group]
-            return torch.addmm(shift, rows, self.maps[group], out=spare)
+    def _move(self, group: int, rows: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
+        """``target + A_l(rows − m_l)`` in place on the block ``rows`` (ours to overwrite), for
+        the ``mean``, ``diag`` and ``lowrank`` methods."""
         centred = rows.sub_(self.means[group])
         if self.method == "diag":
             centred.mul_(self.scale[group])
