@@ -153,7 +153,7 @@ class LanguageProjection(PostProcessor):
             self.fitted_meta["rank"] = rank
 
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
-        if self.method == "lir":  # normalises each block of rows itself
+        if self.method == "lir":  # apply_per_group normalises chunk by chunk: no prepared copy
             codes = _stats.codes_at_transform(
                 data.language, self.fitted_meta["languages"], self._who("transform"), "languages"
             )
