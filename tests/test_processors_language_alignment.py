@@ -10,7 +10,7 @@ from sklearn.linear_model import Ridge
 from synthetic_processors import make_world
 
 from xcm_debias import EmbeddingSet
-from xcm_debias.processors import LanguageAlignment, PostProcessor
+from xcm_debias.processors import LanguageAlignment, PostProcessor, _stats
 from xcm_debias.processors.language_alignment import RidgePath, ridge_map
 
 
@@ -142,3 +142,26 @@ def test_save_load_gives_identical_outputs(method: str, tmp_path: object) -> Non
     loaded = PostProcessor.load(proc.save(tmp_path / "a.safetensors"))  # type: ignore[operator]
     assert loaded.fitted_meta == proc.fitted_meta
     assert torch.equal(loaded.transform(world).embeddings, proc.transform(world).embeddings)
+
+
+@pytest.mark.parametrize("method", ["ridge", "procrustes"])
+def test_transform_equals_the_per_row_map_of_each_language(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Languages interleaved row by row, an unseen language, float64 input, chunks of 16 rows:
+    row i is ``unit(x_i) @ W_lang(i)`` (unseen: ``unit(x_i)``)."""
+    monkeypatch.setattr(_stats, "CHUNK_BYTES", 16 * 4 * 8)
+    world = make_world(n_items=24, dim=8)
+    proc = LanguageAlignment(method=method).fit(world)
+    languages = proc.fitted_meta["languages"]
+    rng = np.random.default_rng(0)
+    langs = rng.choice([*languages, "xx"], size=150)
+    x = torch.randn(150, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    data = EmbeddingSet(x, modality="text", language=langs)
+    with pytest.warns(UserWarning, match="not seen at fit"):
+        out = proc.transform(data).embeddings
+    assert out.dtype == torch.float32
+    for i, lang in enumerate(langs.tolist()):
+        row = x[i].float() / x[i].float().norm()
+        expected = row @ proc.maps[languages.index(lang)] if lang in languages else row
+        torch.testing.assert_close(out[i], expected, rtol=1e-5, atol=1e-6)

@@ -10,7 +10,7 @@ from sklearn.covariance import LedoitWolf
 from synthetic_processors import make_texts, make_world
 
 from xcm_debias import EmbeddingSet
-from xcm_debias.processors import OTRecenter, PostProcessor
+from xcm_debias.processors import OTRecenter, PostProcessor, _stats
 from xcm_debias.processors.ot_recenter import bures_barycenter
 
 
@@ -146,3 +146,25 @@ def test_save_load_gives_identical_outputs(method: str, tmp_path: object) -> Non
     proc = OTRecenter(method=method, rank=3).fit(world)
     loaded = PostProcessor.load(proc.save(tmp_path / "o.safetensors"))  # type: ignore[operator]
     assert torch.equal(loaded.transform(world).embeddings, proc.transform(world).embeddings)
+
+
+def test_gaussian_transform_equals_the_per_row_map_of_each_language(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Languages interleaved row by row, an unseen language, float64 input, chunks of 16 rows:
+    row i is ``target + (unit(x_i) − m_l) A_l`` for its language l (unseen: ``unit(x_i)``)."""
+    monkeypatch.setattr(_stats, "CHUNK_BYTES", 16 * 4 * 5)
+    proc = OTRecenter(method="gaussian").fit(_groups())
+    rng = np.random.default_rng(2)
+    langs = rng.choice(["de", "en", "sw", "xx"], size=150)
+    x = torch.randn(150, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    data = EmbeddingSet(x, modality="text", language=langs)
+    with pytest.warns(UserWarning, match="not seen at fit"):
+        out = proc.transform(data).embeddings
+    assert out.dtype == torch.float32
+    for i, lang in enumerate(langs.tolist()):
+        row = x[i].float() / x[i].float().norm()
+        if lang != "xx":
+            g = ["de", "en", "sw"].index(lang)
+            row = proc.target + (row - proc.means[g]) @ proc.maps[g]
+        torch.testing.assert_close(out[i], row, rtol=1e-5, atol=1e-5)

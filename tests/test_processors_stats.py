@@ -96,3 +96,69 @@ def test_unseen_labels_warn_and_get_code_minus_one() -> None:
 def test_check_shrinkage_rejects(bad: object) -> None:
     with pytest.raises((ValueError, TypeError), match="shrinkage"):
         _stats.check_shrinkage(bad, "Who.fit")
+
+
+def _interleaved_codes(n: int, n_groups: int, seed: int) -> np.ndarray:
+    """Random group codes with some −1 rows, then a run already in group order (the sliced path)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(-1, n_groups, size=n)
+    codes[n // 2 : n // 2 + 40] = np.repeat(np.arange(n_groups), 40 // n_groups + 1)[:40]
+    return codes
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_apply_per_group_equals_per_row_affine_maps(
+    normalize: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per row ``x_i @ W_g(i) + b_g(i)`` (x_i L2-normalised first), rows with code −1 only
+    converted: in chunks of 8 rows, so most chunks are gathered and a few are sliced."""
+    n, d, k = 203, 6, 3
+    monkeypatch.setattr(_stats, "CHUNK_BYTES", 8 * 4 * d)
+    g = torch.Generator().manual_seed(3)
+    x = 2.0 * torch.randn(n, d, dtype=torch.float64, generator=g)
+    weights, shifts = torch.randn(k, d, d, generator=g), torch.randn(k, d, generator=g)
+    codes = _interleaved_codes(n, k, seed=4)
+    before = x.clone()
+    out = _stats.apply_per_group(
+        x,
+        codes,
+        lambda group, rows, spare: torch.addmm(shifts[group], rows, weights[group], out=spare),
+        normalize,
+    )
+    assert out.dtype == torch.float32 and out.shape == (n, d)
+    torch.testing.assert_close(x, before, rtol=0, atol=0)  # the caller's tensor is untouched
+    for i in range(n):
+        row = x[i].float()
+        if normalize:
+            row = row / row.norm()
+        expected = row if codes[i] < 0 else row @ weights[codes[i]] + shifts[codes[i]]
+        torch.testing.assert_close(out[i], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_apply_per_group_in_place_blocks_and_consecutive_groups(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A map that edits its block in place (returns ``rows``) gives the same rows on the
+    gathered and the sliced path, and a block of one group never sees another's rows."""
+    monkeypatch.setattr(_stats, "CHUNK_BYTES", 6 * 4 * 2)  # chunks of 6 rows
+    x = torch.arange(60, dtype=torch.float32).reshape(30, 2)
+    codes = np.r_[np.zeros(12, dtype=np.int64), np.tile([1, 0, -1], 6)]  # sorted, then interleaved
+    seen: dict[int, set[int]] = {0: set(), 1: set()}
+
+    def scale(group: int, rows: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
+        seen[group] |= {int(v) // 2 for v in rows[:, 0].tolist()}
+        return rows.mul_(10.0 * (group + 1))
+
+    out = _stats.apply_per_group(x, codes, scale, normalize=False)
+    factor = torch.tensor([{-1: 1.0, 0: 10.0, 1: 20.0}[int(c)] for c in codes])
+    torch.testing.assert_close(out, x * factor[:, None])
+    assert seen == {g: set(np.flatnonzero(codes == g).tolist()) for g in (0, 1)}
+    torch.testing.assert_close(x, torch.arange(60, dtype=torch.float32).reshape(30, 2))
+
+
+def test_codes_at_transform_with_unsorted_classes() -> None:
+    """Classes in any order: each label gets the position of its class in ``classes``."""
+    codes = _stats.codes_at_transform(
+        np.array(["sw", "de", "en", "sw", "de"]), ["sw", "en", "de"], "Who", "languages"
+    )
+    np.testing.assert_array_equal(codes, [0, 2, 1, 0, 2])

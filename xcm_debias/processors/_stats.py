@@ -228,9 +228,13 @@ def codes_at_transform(
     """Code of each row's label among the fitted ``classes``; ``-1`` for classes not seen at fit.
 
     Unseen classes trigger one ``UserWarning`` naming them: those rows are left unchanged.
+    Vectorised (a binary search among the sorted classes), not a per-row dictionary lookup: at a
+    few hundred thousand rows the Python loop cost a visible share of a per-group GEMM.
     """
-    lookup = {c: i for i, c in enumerate(classes)}
-    codes = np.array([lookup.get(v, -1) for v in labels.tolist()], dtype=np.int64)
+    names = np.asarray(classes, dtype=np.str_)
+    by_name = np.argsort(names)
+    at = np.searchsorted(names[by_name], labels).clip(max=len(names) - 1)
+    codes = np.where(names[by_name][at] == labels, by_name[at], -1).astype(np.int64)
     if (codes < 0).any():
         unseen = sorted(set(labels[codes < 0].tolist()))
         warnings.warn(
@@ -263,31 +267,67 @@ def subtract_group_rows(x: torch.Tensor, codes: np.ndarray, table: torch.Tensor)
     return x.index_add_(0, rows, table[torch.from_numpy(codes[seen])], alpha=-1)
 
 
-def apply_per_group(
-    x: torch.Tensor, codes: np.ndarray, fn: Callable[[int, torch.Tensor], torch.Tensor]
-) -> torch.Tensor:
-    """Rows of group k replaced by ``fn(k, rows)``; rows with code −1 kept.
+CHUNK_BYTES = 8 * 2**20
 
-    Edits ``x`` in place (callers pass a tensor of their own) and returns it. ``fn`` receives
-    a contiguous block of rows that it may overwrite and returns the new rows (possibly the
-    same tensor). One stable sort by group makes each group a slice of the sorted rows: one
-    gather and one scatter in all, instead of a mask, a gather and a scatter per group.
+
+def apply_per_group(
+    x: torch.Tensor,
+    codes: np.ndarray,
+    fn: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor],
+    normalize: bool,
+) -> torch.Tensor:
+    """A new float32 tensor: row i is ``fn(codes[i], ·)`` of row i of ``x``, L2-normalised first
+    when ``normalize``; rows with code −1 are only converted (and normalised). ``x`` is untouched.
+
+    ``fn(group, rows, spare)`` receives a block of rows of one group, which it may overwrite, and
+    a block of the same shape that it may write its result into (``torch.mm(..., out=spare)``),
+    and returns the new rows (``rows``, ``spare`` or any tensor of that shape).
+
+    Why this shape: a per-group map costs one GEMM per group, but gathering every row into group
+    order and scattering the results back are two more passes over the whole array in memory,
+    which cost about as much as the GEMM itself. So rows are taken in consecutive chunks of at
+    most ``CHUNK_BYTES``: a chunk is gathered in group order (a stable sort of its codes) into a
+    reused buffer, normalised there, each group's block transformed, and the results put back in
+    row order into the chunk's slice of the output (a gather again, which is cheaper than a
+    scatter), all while the chunk is in cache. A chunk whose codes are already in order
+    (encoders usually emit one language at a time) is read as a slice, and each ``spare`` is
+    then a slice of the output, so a GEMM writes its result in place.
     """
-    seen = np.flatnonzero(codes >= 0)
-    order = seen[np.argsort(codes[seen], kind="stable")]
-    sorted_codes = codes[order]
-    bounds = np.flatnonzero(np.diff(sorted_codes)) + 1
-    order_t = torch.from_numpy(order).to(x.device)
-    grouped = x[order_t]
-    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(order)], strict=True):
-        if stop > start:
-            part = grouped[start:stop]
-            result = fn(int(sorted_codes[start]), part)
-            if result is not part:
-                part.copy_(result)
-    if len(order):
-        x[order_t] = grouped
-    return x
+    x = x.to(torch.float32)
+    n, d = x.shape
+    out = x.new_empty(n, d)
+    chunk = max(1, CHUNK_BYTES // (4 * max(d, 1)))
+    buffer, scratch = x.new_empty(min(chunk, n), d), x.new_empty(min(chunk, n), d)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        m, part = stop - start, codes[start:stop]
+        in_order = bool((part[1:] >= part[:-1]).all())
+        if in_order:
+            order, source, results = None, x[start:stop], out[start:stop]
+        else:
+            order = np.argsort(part, kind="stable")
+            index = torch.from_numpy(order + start).to(x.device)
+            source, results = torch.index_select(x, 0, index, out=buffer[:m]), scratch[:m]
+            part = part[order]
+        rows = buffer[:m]  # copy_ of a tensor onto itself returns at once
+        if normalize:
+            torch.nn.functional.normalize(source, dim=1, out=rows)
+        else:
+            rows.copy_(source)
+        bounds = np.r_[0, np.flatnonzero(part[1:] != part[:-1]) + 1, m]
+        for first, end in zip(bounds[:-1], bounds[1:], strict=True):
+            block, target = rows[first:end], results[first:end]
+            group = int(part[first])
+            result = block if group < 0 else fn(group, block, target)
+            if result is not target:
+                target.copy_(result)
+        if order is not None:
+            inverse = np.empty_like(order)
+            inverse[order] = np.arange(m)
+            torch.index_select(
+                results, 0, torch.from_numpy(inverse).to(x.device), out=out[start:stop]
+            )
+    return out
 
 
 def text_rows(calibration: EmbeddingSet, who: str) -> EmbeddingSet:

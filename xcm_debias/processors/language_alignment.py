@@ -257,11 +257,15 @@ class LanguageAlignment(PostProcessor):
         return float(self.lam_grid[int(np.argmin(errors))])
 
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
-        x = _stats.prepare(x, self.normalize, torch.float32)
         codes = _stats.codes_at_transform(
             data.language, self.fitted_meta["languages"], self._who("transform"), "languages"
         )
-        return _stats.apply_per_group(x, codes, lambda lang, rows: rows @ self.maps[lang])
+        return _stats.apply_per_group(
+            x,
+            codes,
+            lambda lang, rows, spare: torch.mm(rows, self.maps[lang], out=spare),
+            self.normalize,
+        )
 
 
 __all__ = ["METHODS", "LanguageAlignment", "RidgePath", "procrustes", "ridge_map"]

@@ -153,6 +153,18 @@ class LanguageProjection(PostProcessor):
             self.fitted_meta["rank"] = rank
 
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
+        if self.method == "lir":  # apply_per_group normalises chunk by chunk: no prepared copy
+            codes = _stats.codes_at_transform(
+                data.language, self.fitted_meta["languages"], self._who("transform"), "languages"
+            )
+            return _stats.apply_per_group(
+                x,
+                codes,
+                lambda lang, rows, _: rows.addmm_(
+                    rows @ self.bases[lang], self.bases[lang].T, alpha=-1
+                ),
+                self.normalize,
+            )
         x = _stats.prepare(x, self.normalize, torch.float32)  # a new tensor: edited in place
         if self.method == "subspace":
             return _stats.remove_low_rank(x, self.mean, self.basis.T, self.basis)
@@ -161,13 +173,7 @@ class LanguageProjection(PostProcessor):
         codes = _stats.codes_at_transform(
             data.language, self.fitted_meta["languages"], self._who("transform"), "languages"
         )
-        if self.method == "center":
-            return _stats.subtract_group_rows(x, codes, self.shift)
-        return _stats.apply_per_group(
-            x,
-            codes,
-            lambda lang, rows: rows.addmm_(rows @ self.bases[lang], self.bases[lang].T, alpha=-1),
-        )
+        return _stats.subtract_group_rows(x, codes, self.shift)
 
 
 __all__ = ["METHODS", "LanguageProjection", "leace_factors"]

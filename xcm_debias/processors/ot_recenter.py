@@ -196,20 +196,25 @@ class OTRecenter(PostProcessor):
         self.set_state("target", target.float())
 
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
-        x = _stats.prepare(x, self.normalize, torch.float32)
         codes = _stats.codes_at_transform(
             self._group_labels(data),
             self.fitted_meta["groups"],
             self._who("transform"),
             self.groups,
         )
-        return _stats.apply_per_group(x, codes, self._move)
+        if self.method == "gaussian":  # one GEMM per block with the bias folded: x A + (t − m A)
+            shifts = self.target - (self.means.unsqueeze(1) @ self.maps).squeeze(1)
+            return _stats.apply_per_group(
+                x,
+                codes,
+                lambda g, rows, spare: torch.addmm(shifts[g], rows, self.maps[g], out=spare),
+                self.normalize,
+            )
+        return _stats.apply_per_group(x, codes, self._move, self.normalize)
 
-    def _move(self, group: int, rows: torch.Tensor) -> torch.Tensor:
-        """``target + A_l(rows − m_l)``, on the block ``rows`` (ours to overwrite)."""
-        if self.method == "gaussian":  # one GEMM with the bias folded: rows A + (t − m A)
-            shift = self.target - self.means[group] @ self.maps[group]
-            return torch.addmm(shift, rows, self.maps[group])
+    def _move(self, group: int, rows: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
+        """``target + A_l(rows − m_l)`` in place on the block ``rows`` (ours to overwrite), for
+        the ``mean``, ``diag`` and ``lowrank`` methods."""
         centred = rows.sub_(self.means[group])
         if self.method == "diag":
             centred.mul_(self.scale[group])
