@@ -39,7 +39,6 @@ import torch
 from xcm_debias._validation import as_float_matrix, check_finite, check_positive_int
 from xcm_debias.topk import TileProducts
 
-
 #: query rows per block at least: a product of fewer rows against a large gallery runs far below
 #: the machine's matmul rate (16 rows: ~0.3x of 256 rows on 2 cores)
 _MIN_ROWS = 128
