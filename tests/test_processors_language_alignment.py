@@ -165,3 +165,46 @@ def test_transform_equals_the_per_row_map_of_each_language(
         row = x[i].float() / x[i].float().norm()
         expected = row @ proc.maps[languages.index(lang)] if lang in languages else row
         torch.testing.assert_close(out[i], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("target", ["centroid", "en"])
+def test_small_calibration_keeps_the_low_rank_factors_and_equals_the_full_maps(
+    target: str, monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    """12 captions per language at d = 64 (rank 12 ≤ 64/4): transforms go through
+    ``x + (x left) right`` and equal ``unit(x) @ W`` row by row (interleaved languages, an
+    unseen one, float64 input, chunks of 16 rows); saved and loaded, the factors come back."""
+    monkeypatch.setattr(_stats, "CHUNK_BYTES", 16 * 4 * 64)
+    world = make_world(n_items=12, dim=64)
+    proc = LanguageAlignment(target=target).fit(world)
+    languages = proc.fitted_meta["languages"]
+    assert proc.left.shape == (len(languages), 64, 12)
+    assert proc.right.shape == (len(languages), 12, 64)
+    eye = torch.eye(64).expand(len(languages), 64, 64)
+    torch.testing.assert_close(eye + proc.left @ proc.right, proc.maps, atol=1e-5, rtol=0)
+    if target != "centroid":  # the pivot's map is the identity: zero factors
+        assert not proc.left[languages.index(target)].any()
+    langs = np.random.default_rng(0).choice([*languages, "xx"], size=150)
+    x = torch.randn(150, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    data = EmbeddingSet(x, modality="text", language=langs)
+    with pytest.warns(UserWarning, match="not seen at fit"):
+        out = proc.transform(data).embeddings
+    for i, lang in enumerate(langs.tolist()):
+        row = x[i].float() / x[i].float().norm()
+        expected = row @ proc.maps[languages.index(lang)] if lang in languages else row
+        torch.testing.assert_close(out[i], expected, rtol=1e-5, atol=1e-5)
+    loaded = PostProcessor.load(proc.save(tmp_path / "low_rank.safetensors"))  # type: ignore[operator]
+    torch.testing.assert_close(loaded.left, proc.left, rtol=0, atol=0)
+    with pytest.warns(UserWarning, match="not seen at fit"):
+        assert torch.equal(loaded.transform(data).embeddings, out)
+
+
+def test_large_calibration_and_procrustes_keep_full_maps_only() -> None:
+    world = make_world(n_items=24, dim=8)  # 24 captions per language > 8/4: full rank
+    assert not hasattr(LanguageAlignment().fit(world), "left")
+    small = make_world(n_items=12, dim=64)
+    ridge = LanguageAlignment().fit(small)
+    assert hasattr(ridge, "left")
+    ridge.fit(world)  # a refit that no longer qualifies drops the factors
+    assert not hasattr(ridge, "left")
+    assert not hasattr(LanguageAlignment(method="procrustes").fit(small), "left")
