@@ -410,11 +410,17 @@ class _GalleryEntry:
 
 def _index_set(rows: ScoredRows) -> tuple[EmbeddingSet, float]:
     """``[x, pad] / R`` with ``pad = sqrt(R² − |x|²)``: every row of norm 1, products ∝ x·y."""
-    x = rows.augmented
-    squared = (x.double() ** 2).sum(dim=1)
+    plain, offsets = rows.plain, rows.offsets.float()
+    d, a = plain.shape[1], offsets.shape[1]
+    # written once into the index matrix (no concatenated copy, no float64 copy of the rows):
+    # squared norms accumulate in float64, row by row
+    squared = torch.linalg.vector_norm(plain, dim=1, dtype=torch.float64).square_()
+    squared += offsets.double().square().sum(dim=1)
     radius = float(squared.max().sqrt())
-    pad = (squared.max() - squared).clamp_min(0).sqrt().float()
-    vectors = torch.cat([x, pad[:, None]], dim=1).div_(radius)
+    vectors = torch.empty(len(plain), d + a + 1)
+    torch.div(plain, radius, out=vectors[:, :d])
+    vectors[:, d : d + a] = offsets / radius
+    vectors[:, -1] = (squared.max() - squared).clamp_min(0).sqrt().div_(radius).float()
     return rows.data.with_embeddings(vectors), radius
 
 
