@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import pytest
 import torch
 
 from xcm_debias import EmbeddingSet
@@ -109,3 +110,23 @@ CONFIGS: dict[str, Callable[[], PostProcessor]] = {
     "invgc-local": lambda: InvGC(r_g=0.3, r_q=0.2, pool_rate=0.1),
     "invgc-full": lambda: InvGC(r_g=0.3, r_q=0.2, local_adj=False, apply_to=("image", "text")),
 }
+
+
+def interleaved_texts(
+    languages: Sequence[str], dim: int, seed: int, rows: int = 150
+) -> tuple[np.ndarray, torch.Tensor, EmbeddingSet]:
+    """``rows`` float64 captions whose languages (``languages`` and an unseen ``"xx"``) change
+    from row to row: ``(languages per row, embeddings, the EmbeddingSet)``."""
+    langs = np.random.default_rng(seed).choice([*languages, "xx"], size=rows)
+    x = torch.randn(
+        rows, dim, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 1)
+    )
+    return langs, x, EmbeddingSet(x, modality="text", language=langs)
+
+
+def transform_with_unseen(proc: PostProcessor, data: EmbeddingSet) -> torch.Tensor:
+    """``proc.transform(data)``'s float32 embeddings, warning about the unseen language."""
+    with pytest.warns(UserWarning, match="not seen at fit"):
+        out = proc.transform(data).embeddings
+    assert out.dtype == torch.float32
+    return out

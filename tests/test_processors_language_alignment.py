@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.linalg import orthogonal_procrustes
 from sklearn.linear_model import Ridge
-from synthetic_processors import make_world
+from synthetic_processors import interleaved_texts, make_world, transform_with_unseen
 
 from xcm_debias import EmbeddingSet
 from xcm_debias.processors import LanguageAlignment, PostProcessor, _stats
@@ -144,6 +144,21 @@ def test_save_load_gives_identical_outputs(method: str, tmp_path: object) -> Non
     assert torch.equal(loaded.transform(world).embeddings, proc.transform(world).embeddings)
 
 
+def _assert_rows_follow_their_maps(
+    proc: LanguageAlignment, dim: int, atol: float
+) -> tuple[EmbeddingSet, torch.Tensor]:
+    """Interleaved languages and an unseen one, float64 input: row i of the transform is
+    ``unit(x_i) @ W_lang(i)`` (unseen: ``unit(x_i)``). Returns the input and the output."""
+    languages = proc.fitted_meta["languages"]
+    langs, x, data = interleaved_texts(languages, dim, seed=0)
+    out = transform_with_unseen(proc, data)
+    for i, lang in enumerate(langs.tolist()):
+        row = x[i].float() / x[i].float().norm()
+        expected = row @ proc.maps[languages.index(lang)] if lang in languages else row
+        torch.testing.assert_close(out[i], expected, rtol=1e-5, atol=atol)
+    return data, out
+
+
 @pytest.mark.parametrize("method", ["ridge", "procrustes"])
 def test_transform_equals_the_per_row_map_of_each_language(
     method: str, monkeypatch: pytest.MonkeyPatch
@@ -153,18 +168,7 @@ def test_transform_equals_the_per_row_map_of_each_language(
     monkeypatch.setattr(_stats, "CHUNK_BYTES", 16 * 4 * 8)
     world = make_world(n_items=24, dim=8)
     proc = LanguageAlignment(method=method).fit(world)
-    languages = proc.fitted_meta["languages"]
-    rng = np.random.default_rng(0)
-    langs = rng.choice([*languages, "xx"], size=150)
-    x = torch.randn(150, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    data = EmbeddingSet(x, modality="text", language=langs)
-    with pytest.warns(UserWarning, match="not seen at fit"):
-        out = proc.transform(data).embeddings
-    assert out.dtype == torch.float32
-    for i, lang in enumerate(langs.tolist()):
-        row = x[i].float() / x[i].float().norm()
-        expected = row @ proc.maps[languages.index(lang)] if lang in languages else row
-        torch.testing.assert_close(out[i], expected, rtol=1e-5, atol=1e-6)
+    _assert_rows_follow_their_maps(proc, 8, atol=1e-6)
 
 
 @pytest.mark.parametrize("target", ["centroid", "en"])
@@ -184,15 +188,7 @@ def test_small_calibration_keeps_the_low_rank_factors_and_equals_the_full_maps(
     torch.testing.assert_close(eye + proc.left @ proc.right, proc.maps, atol=1e-5, rtol=0)
     if target != "centroid":  # the pivot's map is the identity: zero factors
         assert not proc.left[languages.index(target)].any()
-    langs = np.random.default_rng(0).choice([*languages, "xx"], size=150)
-    x = torch.randn(150, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    data = EmbeddingSet(x, modality="text", language=langs)
-    with pytest.warns(UserWarning, match="not seen at fit"):
-        out = proc.transform(data).embeddings
-    for i, lang in enumerate(langs.tolist()):
-        row = x[i].float() / x[i].float().norm()
-        expected = row @ proc.maps[languages.index(lang)] if lang in languages else row
-        torch.testing.assert_close(out[i], expected, rtol=1e-5, atol=1e-5)
+    data, out = _assert_rows_follow_their_maps(proc, 64, atol=1e-5)
     loaded = PostProcessor.load(proc.save(tmp_path / "low_rank.safetensors"))  # type: ignore[operator]
     torch.testing.assert_close(loaded.left, proc.left, rtol=0, atol=0)
     with pytest.warns(UserWarning, match="not seen at fit"):
