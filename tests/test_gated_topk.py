@@ -194,3 +194,64 @@ def test_debiased_one_pass_equals_the_two_pass_search(scorer):
     ours, theirs = fused.search(texts, images, 10), two_pass.search(texts, images, 10)
     assert torch.equal(ours.indices, theirs.indices)
     assert torch.allclose(ours.scores, theirs.scores, atol=1e-5)
+
+
+def test_rank_of_by_hand():
+    # g0 = (1, 0), g1 = (0, 1), g2 = (0.6, 0.8); offsets (0, 0.5, -0.1); only g1 active.
+    # q = (1, 0): raw (1, 0, 0.6), top-1 g0 inactive, w_off = 0: order g0, g2, g1.
+    # q = (0, 1): raw (0, 1, 0.8), top-1 g1 active, w_on = -2: scores (0, 0, 0.8): g2 first,
+    # then the tie g0 = g1 = 0 broken by the lower index.
+    g = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    index = GatedOffsetIndex(g, torch.tensor([0.0, 0.5, -0.1]), torch.tensor([False, True, False]))
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    w_on, w_off = torch.tensor([-2.0, -2.0]), torch.tensor([0.0, 0.0])
+    ranks = [index.rank_of(q, torch.tensor([t, t]), w_on, w_off).tolist() for t in range(3)]
+    assert ranks == [[1, 2], [3, 3], [2, 1]]
+    assert index.search(q, 3, w_on, w_off)[0].tolist() == [[0, 2, 1], [2, 0, 1]]
+
+
+@pytest.mark.parametrize("duplicated", [False, True])
+def test_rank_of_every_search_position_is_that_position(duplicated):
+    q, g, offsets, active = problem(300, 20, 8, seed=4)
+    if duplicated:  # exact ties everywhere
+        g, offsets, active = (
+            torch.cat([g, g]),
+            torch.cat([offsets, offsets]),
+            torch.cat([active, ~active]),
+        )
+    w_on, w_off = torch.full((20,), 0.7), torch.full((20,), -0.3)
+    index = GatedOffsetIndex(g, offsets, active, block_size=64, chunk=16)
+    order, _ = index.search(q, len(g), w_on, w_off)
+    for position in (0, 1, 7, len(g) - 1):
+        ranks = index.rank_of(q, order[:, position], w_on, w_off)
+        assert torch.equal(ranks, torch.full((20,), position + 1))
+
+
+def test_rank_of_targets_are_checked():
+    q, g, offsets, active = problem(50, 4, 4, seed=0)
+    index, ones = GatedOffsetIndex(g, offsets, active), torch.ones(4)
+    with pytest.raises(ValueError, match=r"targets: expected an integer tensor of shape \(4,\)"):
+        index.rank_of(q, torch.zeros(3, dtype=torch.int64), ones, ones)
+    with pytest.raises(
+        ValueError, match=r"targets: expected gallery indices in \[0, 50\), got 0..50"
+    ):
+        index.rank_of(q, torch.tensor([0, 1, 2, 50]), ones, ones)
+
+
+def test_debiased_rank_of_agrees_with_the_one_pass_search():
+    gen = torch.Generator().manual_seed(12)
+    unit = lambda m: torch.nn.functional.normalize(torch.randn(m, 16, generator=gen), dim=1)  # noqa: E731
+    calibration = EmbeddingSet(
+        torch.cat([unit(40), unit(40)]),
+        modality=["image"] * 40 + ["text"] * 40,
+        item=np.r_[np.arange(40), np.arange(40)],
+    )
+    texts, images = (
+        EmbeddingSet(unit(50), modality="text"),
+        EmbeddingSet(unit(400), modality="image"),
+    )
+    fair = Debiased(ExactRetriever(block_size=32), scoring=QBNorm(beta=20.0, k=2)).fit(calibration)
+    order = fair.search(texts, images, len(images)).indices
+    for position in (0, 3, len(images) - 1):
+        ranks = fair.rank_of(texts, images, order[:, position].numpy())
+        assert torch.equal(ranks, torch.full((50,), position + 1))

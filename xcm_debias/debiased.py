@@ -22,8 +22,9 @@
   ``ExactRetriever``: there the gate and the offset top-k come from one pass over the gallery
   (:class:`xcm_debias.gated_topk.GatedOffsetIndex`, same results), so QB-Norm costs about what
   plain retrieval does.
-* **rank_of(queries, gallery, targets)** ranks through the same vectors and gates, so full-rank
-  metrics agree with ``search``.
+* **rank_of(queries, gallery, targets)** ranks through the same vectors and gates (the one-pass
+  gated index's own ``rank_of`` when ``search`` uses it), so full-rank metrics agree with
+  ``search``.
 
 Score-level stages apply to the directions they were fitted for; any other search (text→text,
 or sets mixing modalities) uses the processors alone. With no score stage, queries and gallery
@@ -208,6 +209,15 @@ class Debiased:
         self, queries: EmbeddingSet, prepared: _PreparedGallery, direction: str, k: int
     ) -> Ranking:
         """The gated last stage's gate and offset top-k in one pass (GatedOffsetIndex)."""
+        index, rows, w_on, w_off = self._fused_inputs(queries, prepared, direction)
+        indices, scores = index.search(rows, k, w_on, w_off)
+        return Ranking(indices=indices, scores=scores)
+
+    def _fused_inputs(
+        self, queries: EmbeddingSet, prepared: _PreparedGallery, direction: str
+    ) -> tuple[GatedOffsetIndex, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The gallery's GatedOffsetIndex, the query rows before the gated last stage, and the
+        stage's query column for an active and for an inactive raw top-1."""
         last = len(prepared.columns) - 1
         rows = self._query_rows(queries, prepared, direction, last)
         columns = prepared.columns[last]
@@ -221,8 +231,7 @@ class Debiased:
         w_on = scorer.query_columns(rows, columns, torch.full((n,), on_row))[:, 0]
         w_off = scorer.query_columns(rows, columns, torch.full((n,), off_row))[:, 0]
         index = prepared.gated(self.retriever.block_size)
-        indices, scores = index.search(rows.augmented, k, w_on, w_off)
-        return Ranking(indices=indices, scores=scores)
+        return index, rows.augmented, w_on, w_off
 
     def rank_of(
         self, queries: EmbeddingSet, gallery: EmbeddingSet, targets: torch.Tensor | np.ndarray
@@ -235,6 +244,9 @@ class Debiased:
             query_set, index = self.transform(queries), self._processed(gallery)
         else:
             prepared = self._prepared(gallery, direction)
+            if self._fused_gate(direction, prepared):  # the gate and scores search uses
+                gated, rows, w_on, w_off = self._fused_inputs(queries, prepared, direction)
+                return gated.rank_of(rows, torch.as_tensor(targets), w_on, w_off)
             query_set, _ = self._query_vectors(queries, prepared, direction)
             index, _ = prepared.index(len(prepared.columns))
         if callable(getattr(self.retriever, "rank_of", None)):

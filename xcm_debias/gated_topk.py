@@ -34,6 +34,8 @@ the dense formula give.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from xcm_debias._validation import as_float_matrix, check_finite, check_positive_int
@@ -111,26 +113,71 @@ class GatedOffsetIndex:
 
         Returns ``(indices int64 [Q, k'], scores float32 [Q, k'])``, ``k' = min(k, N)``.
         """
+        q, w_on, w_off = self._check_queries(queries, weight_on, weight_off)
+        kk = min(check_positive_int(k, "k"), len(self))
+        out_i = torch.empty(q.shape[0], kk, dtype=torch.int64)
+        out_v = torch.empty(q.shape[0], kk, dtype=torch.float32)
+        for block, raw in self._blocks(q):
+            out_i[block], out_v[block] = self._search_block(raw, kk, w_on[block], w_off[block])
+        return out_i, out_v
+
+    def rank_of(
+        self,
+        queries: torch.Tensor,
+        targets: torch.Tensor,
+        weight_on: torch.Tensor,
+        weight_off: torch.Tensor,
+    ) -> torch.Tensor:
+        """1-based rank of gallery row ``targets[i]`` (original index) for query i.
+
+        The same gate and the same float32 scores as :meth:`search` (rows scoring higher, or
+        equal with a lower index, come first), so ``rank_of`` of the ``j``-th result is ``j``.
+        """
+        q, w_on, w_off = self._check_queries(queries, weight_on, weight_off)
+        t = torch.as_tensor(targets)
+        if t.dtype not in (torch.int64, torch.int32) or t.shape != (q.shape[0],):
+            raise ValueError(
+                f"targets: expected an integer tensor of shape ({q.shape[0]},), got {t.dtype} "
+                f"{tuple(t.shape)}"
+            )
+        t = t.long()
+        if len(t) and (int(t.min()) < 0 or int(t.max()) >= len(self)):
+            raise ValueError(
+                f"targets: expected gallery indices in [0, {len(self)}), got "
+                f"{int(t.min())}..{int(t.max())}"
+            )
+        position = torch.empty(len(self), dtype=torch.int64)
+        position[self.order] = torch.arange(len(self))  # original index -> sorted position
+        ranks = torch.empty(q.shape[0], dtype=torch.int64)
+        for block, raw in self._blocks(q):
+            w = torch.where(self._gate(raw, self._chunk_maxima(raw)), w_on[block], w_off[block])
+            scores = raw.add_(w[:, None] * self.offsets)  # the tile buffer is ours to overwrite
+            tb = t[block, None]
+            own = scores.gather(1, position[tb])
+            ahead = (scores > own) | ((scores == own) & (self.order[None, :] < tb))
+            ranks[block] = ahead.sum(dim=1) + 1
+        return ranks
+
+    # ------------------------------------------------------------------ internals
+    def _check_queries(
+        self, queries: torch.Tensor, weight_on: torch.Tensor, weight_off: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         q = as_float_matrix(queries, "queries")
         if q.shape[1] != self.dim:
             raise ValueError(
                 f"queries: expected dimension {self.dim} (as gallery), got {q.shape[1]}"
             )
-        k = check_positive_int(k, "k")
         w_on = _vector(weight_on, "weight_on", q.shape[0], torch.float32)
         w_off = _vector(weight_off, "weight_off", q.shape[0], torch.float32)
-        n = len(self)
-        kk = min(k, n)
-        rows = min(q.shape[0], max(_MIN_ROWS, self.block_size**2 // n))
-        products = TileProducts(rows, n)  # one buffer for every block's products
-        out_i = torch.empty(q.shape[0], kk, dtype=torch.int64)
-        out_v = torch.empty(q.shape[0], kk, dtype=torch.float32)
+        return q, w_on, w_off
+
+    def _blocks(self, q: torch.Tensor) -> Iterator[tuple[slice, torch.Tensor]]:
+        """Query blocks and their raw products with the (sorted) gallery, one reused buffer."""
+        rows = min(q.shape[0], max(_MIN_ROWS, self.block_size**2 // len(self)))
+        products = TileProducts(rows, len(self))
         for q0 in range(0, q.shape[0], rows):
             block = slice(q0, q0 + rows)
-            out_i[block], out_v[block] = self._search_block(
-                products(q[block], self.gallery), kk, w_on[block], w_off[block]
-            )
-        return out_i, out_v
+            yield block, products(q[block], self.gallery)
 
     # ------------------------------------------------------------------ internals
     def _chunk_maxima(self, raw: torch.Tensor) -> torch.Tensor:
