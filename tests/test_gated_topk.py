@@ -159,6 +159,28 @@ def test_search_arguments_are_checked():
         index.search(q, 3, torch.ones(4, dtype=torch.int64), ones)
 
 
+def paired_sets(
+    n_items: int, n_texts: int, n_images: int, dim: int, seed: int
+) -> tuple[EmbeddingSet, EmbeddingSet, EmbeddingSet]:
+    """Random unit rows: a calibration set (one image and one caption per item), text queries
+    and an image gallery."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def unit(m: int) -> torch.Tensor:
+        return torch.nn.functional.normalize(torch.randn(m, dim, generator=gen), dim=1)
+
+    calibration = EmbeddingSet(
+        torch.cat([unit(n_items), unit(n_items)]),
+        modality=["image"] * n_items + ["text"] * n_items,
+        item=np.r_[np.arange(n_items), np.arange(n_items)],
+    )
+    return (
+        calibration,
+        EmbeddingSet(unit(n_texts), modality="text"),
+        EmbeddingSet(unit(n_images), modality="image"),
+    )
+
+
 class SearchOnly:
     """An exact retriever that Debiased does not recognise: the two-pass path."""
 
@@ -178,17 +200,7 @@ class SearchOnly:
     ],
 )
 def test_debiased_one_pass_equals_the_two_pass_search(scorer):
-    gen = torch.Generator().manual_seed(11)
-    unit = lambda m: torch.nn.functional.normalize(torch.randn(m, 24, generator=gen), dim=1)  # noqa: E731
-    calibration = EmbeddingSet(
-        torch.cat([unit(80), unit(80)]),
-        modality=["image"] * 80 + ["text"] * 80,
-        item=np.r_[np.arange(80), np.arange(80)],
-    )
-    texts, images = (
-        EmbeddingSet(unit(300), modality="text"),
-        EmbeddingSet(unit(2500), modality="image"),
-    )
+    calibration, texts, images = paired_sets(80, 300, 2500, dim=24, seed=11)
     fused = Debiased(ExactRetriever(), scoring=scorer()).fit(calibration)
     two_pass = Debiased(SearchOnly(), scoring=scorer()).fit(calibration)
     ours, theirs = fused.search(texts, images, 10), two_pass.search(texts, images, 10)
@@ -239,17 +251,7 @@ def test_rank_of_targets_are_checked():
 
 
 def test_debiased_rank_of_agrees_with_the_one_pass_search():
-    gen = torch.Generator().manual_seed(12)
-    unit = lambda m: torch.nn.functional.normalize(torch.randn(m, 16, generator=gen), dim=1)  # noqa: E731
-    calibration = EmbeddingSet(
-        torch.cat([unit(40), unit(40)]),
-        modality=["image"] * 40 + ["text"] * 40,
-        item=np.r_[np.arange(40), np.arange(40)],
-    )
-    texts, images = (
-        EmbeddingSet(unit(50), modality="text"),
-        EmbeddingSet(unit(400), modality="image"),
-    )
+    calibration, texts, images = paired_sets(40, 50, 400, dim=16, seed=12)
     fair = Debiased(ExactRetriever(block_size=32), scoring=QBNorm(beta=20.0, k=2)).fit(calibration)
     order = fair.search(texts, images, len(images)).indices
     for position in (0, 3, len(images) - 1):
