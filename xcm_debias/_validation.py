@@ -63,6 +63,23 @@ def check_finite(tensor: torch.Tensor, name: str) -> None:
         )
 
 
+def as_gallery_indices(values: object, name: str, n_queries: int, n_gallery: int) -> torch.Tensor:
+    """``values`` as an int64 tensor of one gallery row index per query, in ``[0, n_gallery)``."""
+    t = torch.as_tensor(values)
+    if t.dtype not in (torch.int64, torch.int32) or t.shape != (n_queries,):
+        raise ValueError(
+            f"{name}: expected an integer tensor of shape ({n_queries},), got {t.dtype} "
+            f"{tuple(t.shape)}"
+        )
+    t = t.long()
+    if len(t) and (int(t.min()) < 0 or int(t.max()) >= n_gallery):
+        raise ValueError(
+            f"{name}: expected gallery indices in [0, {n_gallery}), got "
+            f"{int(t.min())}..{int(t.max())}"
+        )
+    return t
+
+
 def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
     """Return ``value`` as an int >= ``minimum``; bool is rejected."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -38,7 +38,12 @@ from collections.abc import Iterator
 
 import torch
 
-from xcm_debias._validation import as_float_matrix, check_finite, check_positive_int
+from xcm_debias._validation import (
+    as_float_matrix,
+    as_gallery_indices,
+    check_finite,
+    check_positive_int,
+)
 from xcm_debias.topk import TileProducts
 
 #: query rows per block at least: a product of fewer rows against a large gallery runs far below
@@ -134,18 +139,7 @@ class GatedOffsetIndex:
         equal with a lower index, come first), so ``rank_of`` of the ``j``-th result is ``j``.
         """
         q, w_on, w_off = self._check_queries(queries, weight_on, weight_off)
-        t = torch.as_tensor(targets)
-        if t.dtype not in (torch.int64, torch.int32) or t.shape != (q.shape[0],):
-            raise ValueError(
-                f"targets: expected an integer tensor of shape ({q.shape[0]},), got {t.dtype} "
-                f"{tuple(t.shape)}"
-            )
-        t = t.long()
-        if len(t) and (int(t.min()) < 0 or int(t.max()) >= len(self)):
-            raise ValueError(
-                f"targets: expected gallery indices in [0, {len(self)}), got "
-                f"{int(t.min())}..{int(t.max())}"
-            )
+        t = as_gallery_indices(targets, "targets", q.shape[0], len(self))
         position = torch.empty(len(self), dtype=torch.int64)
         position[self.order] = torch.arange(len(self))  # original index -> sorted position
         ranks = torch.empty(q.shape[0], dtype=torch.int64)
@@ -179,7 +173,6 @@ class GatedOffsetIndex:
             block = slice(q0, q0 + rows)
             yield block, products(q[block], self.gallery)
 
-    # ------------------------------------------------------------------ internals
     def _chunk_maxima(self, raw: torch.Tensor) -> torch.Tensor:
         b, c = raw.shape[0], self.chunk
         maxima = raw[:, : self.n_full].view(b, self.n_full // c, c).amax(dim=2)

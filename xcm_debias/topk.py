@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from xcm_debias._validation import as_float_matrix, check_positive_int
+from xcm_debias._validation import as_float_matrix, as_gallery_indices, check_positive_int
 
 
 class TileProducts:
@@ -128,13 +128,10 @@ def blockwise_ranks(
     block = check_positive_int(block_size, "block_size")
     if q.shape[1] != g.shape[1]:
         raise ValueError(f"gallery: expected dimension {q.shape[1]} (as queries), got {g.shape[1]}")
-    t = torch.as_tensor(targets, dtype=torch.int64)
-    if t.shape != (q.shape[0],):
-        raise ValueError(f"targets: expected shape ({q.shape[0]},), got {tuple(t.shape)}")
-    if len(t) and (int(t.min()) < 0 or int(t.max()) >= g.shape[0]):
-        raise ValueError(
-            f"targets: expected gallery indices in [0, {g.shape[0]}), got {int(t.min())}..{int(t.max())}"
-        )
+    # any numeric targets are taken as int64, as before the shared check
+    t = as_gallery_indices(
+        torch.as_tensor(targets, dtype=torch.int64), "targets", q.shape[0], g.shape[0]
+    )
     products = TileProducts(min(block, q.shape[0]), min(block, g.shape[0]))
     # pass 1: each target's score, computed by the same tile product that pass 2 compares it with
     target_scores = torch.empty(q.shape[0], dtype=torch.float32)

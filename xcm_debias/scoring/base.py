@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from xcm_debias._validation import check_positive_int
+from xcm_debias._validation import as_gallery_indices, check_positive_int
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.fitted import FittedModule
 
@@ -246,17 +246,7 @@ def _check_top1(top1: object, n_queries: int, n_gallery: int, who: object) -> to
             f"{name}.query_columns: expected top1 (each query's raw top-1 gallery row, which "
             "the gate needs), got None"
         )
-    t = torch.as_tensor(top1)
-    if t.dtype not in (torch.int64, torch.int32) or t.shape != (n_queries,):
-        raise ValueError(
-            f"top1: expected an integer tensor of shape ({n_queries},), got {t.dtype} "
-            f"{tuple(t.shape)}"
-        )
-    if n_queries and (int(t.min()) < 0 or int(t.max()) >= n_gallery):
-        raise ValueError(
-            f"top1: expected gallery rows in [0, {n_gallery}), got {int(t.min())}..{int(t.max())}"
-        )
-    return t.long()
+    return as_gallery_indices(top1, "top1", n_queries, n_gallery)
 
 
 def _dense_top1(scores: torch.Tensor) -> torch.Tensor:
