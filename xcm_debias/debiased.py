@@ -58,15 +58,14 @@ import torch
 from safetensors.torch import load_file
 
 from xcm_debias._validation import check_positive_int
+from xcm_debias.calibration.crossfit import DIRECTIONS, fit_stages
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.fitted import NotFittedError, read_config, restore_buffers, write_safetensors
 from xcm_debias.gated_topk import GatedOffsetIndex
-from xcm_debias.processors.base import Chain, PostProcessor, item_folds, out_of_fold_transform
+from xcm_debias.processors.base import PostProcessor
 from xcm_debias.retrieval import ExactRetriever, Ranking, Retriever
 from xcm_debias.scoring.base import GalleryColumns, ScoredRows, ScoreNormalizer
-from xcm_debias.topk import blockwise_topk
 
-DIRECTIONS: dict[str, tuple[str, str]] = {"t2i": ("text", "image"), "i2t": ("image", "text")}
 _CACHE_SIZE = 4
 DEFAULT_FOLDS = 5
 _FINGERPRINT_ROWS = 256
@@ -142,35 +141,11 @@ class Debiased:
             raise TypeError(
                 f"calibration: expected an EmbeddingSet, got {type(calibration).__name__}"
             )
-        for direction in self._templates:
-            for modality in DIRECTIONS[direction]:
-                if not (calibration.modality == modality).any():
-                    raise ValueError(
-                        f"Debiased.fit: score-level stages for {direction!r} need {modality} rows "
-                        f"in calibration, got none"
-                    )
         self._cache.clear()
         self._fitted = False
-        steps = _steps(self.processors)
-        folds = None
-        current = calibration
-        if self._n_folds:
-            folds = item_folds(calibration, self._n_folds, self.seed, self._owner())
-            for i, step in enumerate(steps):
-                step.fit(current)
-                if i + 1 < len(steps) or self._templates:
-                    current = out_of_fold_transform(
-                        step, current, folds, f"{self._owner()}.fit: processor step {i}"
-                    )
-            if isinstance(self.processors, Chain):
-                self.processors.fitted_flag = torch.tensor(True)
-        elif self.processors is not None:
-            self.processors.fit(calibration)
-            current = self.processors.transform(calibration)
-        self.scorers_ = {
-            direction: _fit_scorers(templates, current, folds, self._owner(), direction)
-            for direction, templates in self._templates.items()
-        }
+        self.scorers_ = fit_stages(
+            self.processors, self._templates, calibration, self._n_folds, self.seed, self._owner()
+        )
         self._fitted = True
         return self
 
@@ -444,87 +419,6 @@ def _query_set(rows: ScoredRows) -> tuple[EmbeddingSet, torch.Tensor]:
     return rows.data.with_embeddings(vectors), norms
 
 
-def _fit_scorers(
-    templates: list[ScoreNormalizer],
-    calibration: EmbeddingSet,
-    folds: np.ndarray | None,
-    owner: str,
-    direction: str,
-) -> list[ScoreNormalizer]:
-    """Fit the stages of one direction in order, each on the banks the earlier ones left."""
-    query_rows = calibration.modality == DIRECTIONS[direction][0]
-    gallery_rows = calibration.modality == DIRECTIONS[direction][1]
-    queries = ScoredRows.of(calibration[query_rows].normalized(), "query_bank")
-    gallery = ScoredRows.of(calibration[gallery_rows].normalized(), "gallery_bank")
-    fitted = []
-    for j, template in enumerate(templates):
-        scorer = template.clone_unfitted()
-        scorer.fit(queries, gallery)
-        fitted.append(scorer)
-        if j + 1 == len(templates):
-            break
-        if folds is None:
-            queries, gallery = _extend_banks(scorer, queries, gallery)
-        else:
-            queries, gallery = _extend_banks_out_of_fold(
-                template, queries, gallery, folds[query_rows], folds[gallery_rows], owner
-            )
-    return fitted
-
-
-def _bank_top1(scorer: ScoreNormalizer, queries: ScoredRows, gallery: ScoredRows) -> torch.Tensor:
-    """Exact top-1 of bank queries in the gallery bank (ties to the lower index)."""
-    return blockwise_topk(queries.augmented, gallery.augmented, 1, scorer.block_size)[0][:, 0]
-
-
-def _extend_banks(
-    scorer: ScoreNormalizer, queries: ScoredRows, gallery: ScoredRows
-) -> tuple[ScoredRows, ScoredRows]:
-    """Both banks with ``scorer``'s columns appended (in-sample)."""
-    columns = scorer.gallery_columns(gallery)
-    top1 = _bank_top1(scorer, queries, gallery) if scorer.needs_top1 else None
-    query_columns = scorer.query_columns(queries, columns, top1)
-    return queries.extended(query_columns), gallery.extended(columns.columns)
-
-
-def _extend_banks_out_of_fold(
-    template: ScoreNormalizer,
-    queries: ScoredRows,
-    gallery: ScoredRows,
-    query_folds: np.ndarray,
-    gallery_folds: np.ndarray,
-    owner: str,
-) -> tuple[ScoredRows, ScoredRows]:
-    """Both banks with columns from copies of the stage fitted without each row's fold."""
-    query_columns: torch.Tensor | None = None
-    gallery_columns: torch.Tensor | None = None
-    n_folds = int(max(query_folds.max(initial=0), gallery_folds.max(initial=0))) + 1
-    for fold in range(n_folds):
-        in_q, in_g = query_folds == fold, gallery_folds == fold
-        if not (in_q.any() or in_g.any()):
-            continue
-        copy = template.clone_unfitted()
-        try:
-            copy.fit(queries.select(~in_q), gallery.select(~in_g))
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                f"{owner}.fit: {type(template).__name__} fitted without fold {fold} failed: {exc}"
-            ) from exc
-        columns = copy.gallery_columns(gallery)
-        if gallery_columns is None:
-            width = columns.columns.shape[1]
-            gallery_columns = torch.zeros(len(gallery.data), width)
-            query_columns = torch.zeros(len(queries.data), width)
-        assert query_columns is not None  # allocated with gallery_columns
-        gallery_columns[torch.from_numpy(in_g)] = columns.columns[torch.from_numpy(in_g)]
-        if in_q.any():
-            part = queries.select(in_q)
-            top1 = _bank_top1(copy, part, gallery) if copy.needs_top1 else None
-            query_columns[torch.from_numpy(in_q)] = copy.query_columns(part, columns, top1)
-    assert query_columns is not None and gallery_columns is not None  # some fold has rows
-    return queries.extended(query_columns), gallery.extended(gallery_columns)
-
-
 def _n_folds(cross_fit: object) -> int:
     if cross_fit is True:
         return DEFAULT_FOLDS
@@ -564,12 +458,6 @@ def _scorer_list(spec: object, name: str) -> list[ScoreNormalizer]:
         if not isinstance(item, ScoreNormalizer):
             raise TypeError(f"{name}[{i}]: expected a ScoreNormalizer, got {type(item).__name__}")
     return list(items)
-
-
-def _steps(processors: PostProcessor | None) -> list[PostProcessor]:
-    if processors is None:
-        return []
-    return list(processors.steps) if isinstance(processors, Chain) else [processors]
 
 
 def _check_sets(queries: object, gallery: object) -> None:

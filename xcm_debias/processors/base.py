@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from xcm_debias.calibration.folds import item_folds, out_of_fold
 from xcm_debias.data import MODALITIES, EmbeddingSet
 from xcm_debias.fitted import (  # noqa: F401  (re-exported: the names' former home)
     _METADATA_KEY,
@@ -228,54 +229,18 @@ class Chain(PostProcessor):
         }
 
 
-def item_folds(calibration: EmbeddingSet, n_folds: int, seed: int, owner: str) -> np.ndarray:
-    """Fold of each row for cross-fitting, by item: an item's images and captions share a fold.
-
-    The items are permuted with ``seed`` and dealt round-robin to ``min(n_folds, n_items)``
-    folds, so every fold holds at least one item: asking for more folds than there are
-    calibration items gives leave-one-item-out, the limit of F-fold cross-fitting. Fold numbers
-    run from 0 to the effective number of folds − 1. ``owner`` prefixes the error raised when
-    fewer than 2 items leave nothing to fit a fold's copy on.
-    """
-    items, inverse = np.unique(calibration.item, return_inverse=True)
-    if len(items) < 2:
-        raise ValueError(
-            f"{owner}.fit: cross-fitting expected at least 2 calibration items (a fold's copy is "
-            f"fitted on the other items), got {len(items)}"
-        )
-    n_effective = min(n_folds, len(items))
-    item_fold = np.empty(len(items), dtype=np.int64)
-    item_fold[np.random.default_rng(seed).permutation(len(items))] = (
-        np.arange(len(items)) % n_effective
-    )
-    return item_fold[inverse]
-
-
 def out_of_fold_transform(
     step: PostProcessor, data: EmbeddingSet, folds: np.ndarray, where: str
 ) -> EmbeddingSet:
     """``data`` with each fold's rows transformed by a copy of ``step`` fitted without them.
 
-    ``folds`` (from :func:`item_folds`) gives each row's fold; a fold with no row is skipped.
-    A copy that cannot be fitted raises a ValueError starting with ``where`` (which stage) and
-    naming the step's class and the fold. The one cross-fitting loop of :class:`Chain` and
-    :class:`xcm_debias.Debiased`.
+    ``folds`` (from :func:`xcm_debias.calibration.folds.item_folds`) gives each row's fold. A
+    copy that cannot be fitted raises a ValueError starting with ``where`` (which stage) and
+    naming the step's class and the fold. Used by :class:`Chain` and :class:`xcm_debias.Debiased`.
     """
-    out: torch.Tensor | None = None
-    for fold in range(int(folds.max()) + 1):
-        held_out = folds == fold
-        if not held_out.any():
-            continue
-        copy = PostProcessor.from_config({**step.to_config(), "fitted_meta": {}})
-        try:
-            copy.fit(data[~held_out])
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                f"{where} ({type(step).__name__}) fitted without fold {fold} failed: {exc}"
-            ) from exc
-        part = copy.transform(data[held_out]).embeddings.float()
-        if out is None:
-            out = torch.empty(len(data), part.shape[1], dtype=torch.float32)
-        out[torch.from_numpy(held_out)] = part
-    assert out is not None  # every row lies in some fold
-    return data.with_embeddings(out)
+    return out_of_fold(
+        data,
+        folds,
+        lambda rows: PostProcessor.from_config({**step.to_config(), "fitted_meta": {}}).fit(rows),
+        f"{where} ({type(step).__name__})",
+    )

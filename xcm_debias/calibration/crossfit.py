@@ -1,0 +1,152 @@
+"""Fitting a pipeline's stages on calibration data, optionally cross-fitted.
+
+:func:`fit_stages` is the fit of :class:`xcm_debias.Debiased`: the embedding-level processors
+first (each step on the previous steps' output), then, per retrieval direction, the score
+stages in order, each on the banks the earlier stages left. With folds (cross-fitting), every
+stage is still fitted on all the rows it receives, but the rows handed to the *next* stage are
+out-of-fold: each fold's rows are transformed (processors) or given their columns (score stages)
+by a copy of the stage fitted on the other folds (:mod:`xcm_debias.calibration.folds`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from xcm_debias.calibration.folds import item_folds
+from xcm_debias.data import EmbeddingSet
+from xcm_debias.processors.base import Chain, PostProcessor, out_of_fold_transform
+from xcm_debias.scoring.base import ScoredRows, ScoreNormalizer
+from xcm_debias.topk import blockwise_topk
+
+#: retrieval direction → (query modality, gallery modality)
+DIRECTIONS: dict[str, tuple[str, str]] = {"t2i": ("text", "image"), "i2t": ("image", "text")}
+
+
+def fit_stages(
+    processors: PostProcessor | None,
+    templates: Mapping[str, list[ScoreNormalizer]],
+    calibration: EmbeddingSet,
+    n_folds: int,
+    seed: int,
+    owner: str,
+) -> dict[str, list[ScoreNormalizer]]:
+    """Fit ``processors`` in place, then clones of each direction's score ``templates``.
+
+    ``n_folds = 0`` fits every stage on the previous stages' in-sample output; ``n_folds >= 2``
+    cross-fits with :func:`item_folds` (``seed``). Returns the fitted score stages per direction.
+    """
+    for direction in templates:
+        for modality in DIRECTIONS[direction]:
+            if not (calibration.modality == modality).any():
+                raise ValueError(
+                    f"{owner}.fit: score-level stages for {direction!r} need {modality} rows "
+                    f"in calibration, got none"
+                )
+    steps = (
+        []
+        if processors is None
+        else (list(processors.steps) if isinstance(processors, Chain) else [processors])
+    )
+    folds = None
+    current = calibration
+    if n_folds:
+        folds = item_folds(calibration, n_folds, seed, owner)
+        for i, step in enumerate(steps):
+            step.fit(current)
+            if i + 1 < len(steps) or templates:
+                current = out_of_fold_transform(
+                    step, current, folds, f"{owner}.fit: processor step {i}"
+                )
+        if isinstance(processors, Chain):
+            processors.fitted_flag = torch.tensor(True)
+    elif processors is not None:
+        processors.fit(calibration)
+        current = processors.transform(calibration)
+    return {
+        direction: fit_scorers(stages, current, folds, owner, direction)
+        for direction, stages in templates.items()
+    }
+
+
+def fit_scorers(
+    templates: list[ScoreNormalizer],
+    calibration: EmbeddingSet,
+    folds: np.ndarray | None,
+    owner: str,
+    direction: str,
+) -> list[ScoreNormalizer]:
+    """Fit the stages of one direction in order, each on the banks the earlier ones left."""
+    query_rows = calibration.modality == DIRECTIONS[direction][0]
+    gallery_rows = calibration.modality == DIRECTIONS[direction][1]
+    queries = ScoredRows.of(calibration[query_rows].normalized(), "query_bank")
+    gallery = ScoredRows.of(calibration[gallery_rows].normalized(), "gallery_bank")
+    fitted = []
+    for j, template in enumerate(templates):
+        scorer = template.clone_unfitted()
+        scorer.fit(queries, gallery)
+        fitted.append(scorer)
+        if j + 1 == len(templates):
+            break
+        if folds is None:
+            queries, gallery = _extend_banks(scorer, queries, gallery)
+        else:
+            queries, gallery = _extend_banks_out_of_fold(
+                template, queries, gallery, folds[query_rows], folds[gallery_rows], owner
+            )
+    return fitted
+
+
+def _bank_top1(scorer: ScoreNormalizer, queries: ScoredRows, gallery: ScoredRows) -> torch.Tensor:
+    """Exact top-1 of bank queries in the gallery bank (ties to the lower index)."""
+    return blockwise_topk(queries.augmented, gallery.augmented, 1, scorer.block_size)[0][:, 0]
+
+
+def _extend_banks(
+    scorer: ScoreNormalizer, queries: ScoredRows, gallery: ScoredRows
+) -> tuple[ScoredRows, ScoredRows]:
+    """Both banks with ``scorer``'s columns appended (in-sample)."""
+    columns = scorer.gallery_columns(gallery)
+    top1 = _bank_top1(scorer, queries, gallery) if scorer.needs_top1 else None
+    query_columns = scorer.query_columns(queries, columns, top1)
+    return queries.extended(query_columns), gallery.extended(columns.columns)
+
+
+def _extend_banks_out_of_fold(
+    template: ScoreNormalizer,
+    queries: ScoredRows,
+    gallery: ScoredRows,
+    query_folds: np.ndarray,
+    gallery_folds: np.ndarray,
+    owner: str,
+) -> tuple[ScoredRows, ScoredRows]:
+    """Both banks with columns from copies of the stage fitted without each row's fold."""
+    query_columns: torch.Tensor | None = None
+    gallery_columns: torch.Tensor | None = None
+    n_folds = int(max(query_folds.max(initial=0), gallery_folds.max(initial=0))) + 1
+    for fold in range(n_folds):
+        in_q, in_g = query_folds == fold, gallery_folds == fold
+        if not (in_q.any() or in_g.any()):
+            continue
+        copy = template.clone_unfitted()
+        try:
+            copy.fit(queries.select(~in_q), gallery.select(~in_g))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"{owner}.fit: {type(template).__name__} fitted without fold {fold} failed: {exc}"
+            ) from exc
+        columns = copy.gallery_columns(gallery)
+        if gallery_columns is None:
+            width = columns.columns.shape[1]
+            gallery_columns = torch.zeros(len(gallery.data), width)
+            query_columns = torch.zeros(len(queries.data), width)
+        assert query_columns is not None  # allocated with gallery_columns
+        gallery_columns[torch.from_numpy(in_g)] = columns.columns[torch.from_numpy(in_g)]
+        if in_q.any():
+            part = queries.select(in_q)
+            top1 = _bank_top1(copy, part, gallery) if copy.needs_top1 else None
+            query_columns[torch.from_numpy(in_q)] = copy.query_columns(part, columns, top1)
+    assert query_columns is not None and gallery_columns is not None  # some fold has rows
+    return queries.extended(query_columns), gallery.extended(gallery_columns)
