@@ -10,7 +10,7 @@ Grammar (whitespace is free)::
 
     spec    := part (";" part)*           an empty spec is the identity pipeline
     part    := option | [direction ":"] stage ("|" stage)*
-    option  := ("cross_fit" | "seed") "=" value
+    option  := ("guard" | "cross_fit" | "seed") "=" value
     direction := "t2i" | "i2t"
     stage   := Class ["(" [name "=" value ("," name "=" value)*] ")"]
     value   := number | true | false | null | "text" | 'text' | word | "[" [value ("," value)*] "]"
@@ -21,13 +21,19 @@ Grammar (whitespace is free)::
 stages of one direction. A bare word is a string (``method=ridge``). Every class and parameter
 name is checked; an error names the bad token and its column.
 
+``guard=L`` makes the pipeline *self-calibrating*: its ``fit`` lets a recall guard
+(:class:`xcm_debias.calibration.guard.RecallGuard`, ``max_recall_loss=L``) choose the processors
+and score stages from the calibration data, out-of-fold, among its candidate options; stages
+written beside it are ignored by the guard's choice, so write ``guard=0.01; cross_fit=5`` alone
+(the registered ``recommended`` pipeline).
+
 :func:`parse_spec` and :func:`format_spec` are inverse: ``parse_spec(format_spec(c)) == c`` for
 every config ``c`` in canonical form (the form :func:`parse_spec` returns: ``processors`` and
 ``scoring`` always present, each stage ``{"class": ..., "params": {...}}``).
 
 A TOML file holds the config dict itself (``[[processors]]`` tables with ``class`` and
 ``params``; ``[[scoring.t2i]]`` / ``[[scoring.i2t]]``, or ``[[scoring]]`` for both; top-level
-``cross_fit`` and ``seed``); :func:`load_config_file` reads and checks it.
+``guard``, ``cross_fit`` and ``seed``); :func:`load_config_file` reads and checks it.
 """
 
 from __future__ import annotations
@@ -46,13 +52,13 @@ from xcm_debias.configs import get_config, list_configs
 from xcm_debias.debiased import DIRECTIONS
 from xcm_debias.processors import PostProcessor
 from xcm_debias.scoring import ScoreNormalizer
+from xcm_debias.spec_text import _KEYWORDS, OPTIONS, format_config
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10
     import tomli as tomllib
 
-OPTIONS = ("cross_fit", "seed")
 
 _TOKEN = re.compile(
     r"""(?P<space>\s+)
@@ -63,8 +69,6 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-_BARE_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-_KEYWORDS = {"true": True, "false": False, "null": None}
 
 
 class SpecError(ValueError):
@@ -283,36 +287,7 @@ def format_spec(config: str | Mapping[str, Any]) -> str:
     if not isinstance(spec, Mapping):
         raise TypeError(f"config: expected a name or a dict, got {type(config).__name__}")
     check_config(spec)
-    parts = []
-    processors = " | ".join(_format_stage(s) for s in spec.get("processors") or [])
-    scoring = spec.get("scoring") or []
-    if isinstance(scoring, Mapping):
-        if processors:
-            parts.append(processors)
-        for direction, stages in scoring.items():
-            if stages:  # an empty direction has no spec part (and build() ignores it)
-                parts.append(f"{direction}: " + " | ".join(_format_stage(s) for s in stages))
-    else:
-        stages = " | ".join(_format_stage(s) for s in scoring)
-        joined = " | ".join(p for p in (processors, stages) if p)
-        if joined:
-            parts.append(joined)
-    parts += [f"{key}={_format_value(spec[key])}" for key in OPTIONS if key in spec]
-    return "; ".join(parts)
-
-
-def _format_stage(stage: Mapping[str, Any]) -> str:
-    params = stage.get("params") or {}
-    inner = ", ".join(f"{k}={_format_value(v)}" for k, v in params.items())
-    return f"{stage['class']}({inner})"
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_format_value(v) for v in value) + "]"
-    if isinstance(value, str) and _BARE_WORD.match(value) and value not in _KEYWORDS:
-        return value
-    return json.dumps(value)
+    return format_config(spec)
 
 
 def check_config(config: Mapping[str, Any], source: str = "config") -> None:
@@ -322,8 +297,16 @@ def check_config(config: Mapping[str, Any], source: str = "config") -> None:
     unknown = sorted(set(config) - {"processors", "scoring", *OPTIONS})
     if unknown:
         raise SpecError(
-            f"{source}: unknown keys {unknown}; expected processors, scoring, cross_fit, seed"
+            f"{source}: unknown keys {unknown}; expected processors, scoring, guard, "
+            "cross_fit, seed"
         )
+    if "guard" in config:
+        guard = config["guard"]
+        if isinstance(guard, bool) or not isinstance(guard, (int, float)) or not 0 <= guard <= 1:
+            raise SpecError(
+                f"{source}: guard: expected the largest recall@1 loss allowed, a number in "
+                f"[0, 1], got {guard!r}"
+            )
     processors = config.get("processors") or []
     if not isinstance(processors, list):
         raise SpecError(f"{source}: processors: expected a list, got {type(processors).__name__}")

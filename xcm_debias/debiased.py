@@ -58,7 +58,13 @@ import torch
 from safetensors.torch import load_file
 
 from xcm_debias._validation import check_positive_int
-from xcm_debias.calibration.crossfit import DIRECTIONS, fit_stages
+from xcm_debias.calibration.crossfit import (
+    DIRECTIONS,
+    fit_stages,
+    processors_from_config,
+    scoring_from_config,
+)
+from xcm_debias.calibration.selection import RecallGuardLike, Selection
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.fitted import NotFittedError, read_config, restore_buffers, write_safetensors
 from xcm_debias.gated_topk import GatedOffsetIndex
@@ -86,6 +92,10 @@ class Debiased:
         cross_fit: False, True (5 folds) or a number of folds >= 2 (see the module docstring),
             capped at the number of calibration items (leave-one-item-out beyond it).
         seed: seed of the cross-fitting fold assignment.
+        guard: a recall guard (``xcm_debias.calibration.guard.RecallGuard``): ``fit`` first lets
+            it choose the processors and score stages from the calibration data (replacing
+            ``processors`` and ``scoring``), then fits the chosen ones; what it chose and the
+            out-of-fold frontier are kept in ``selection_`` and saved with the pipeline.
     """
 
     def __init__(
@@ -95,6 +105,7 @@ class Debiased:
         scoring: ScoringSpec | None = None,
         cross_fit: bool | int = False,
         seed: int = 0,
+        guard: RecallGuardLike | None = None,
     ) -> None:
         if not callable(getattr(retriever, "search", None)):
             raise TypeError(
@@ -112,6 +123,13 @@ class Debiased:
         self.scoring = scoring
         self.cross_fit = cross_fit
         self.seed = check_positive_int(seed, "seed", minimum=0)
+        if guard is not None and not callable(getattr(guard, "select", None)):
+            raise TypeError(
+                f"guard: expected a recall guard (an object with select(...)), got "
+                f"{type(guard).__name__}"
+            )
+        self.guard = guard
+        self.selection_: Selection | None = None
         self._templates = _scoring_templates(scoring)
         self.scorers_: dict[str, list[ScoreNormalizer]] = {}
         self._fitted = False
@@ -143,6 +161,12 @@ class Debiased:
             )
         self._cache.clear()
         self._fitted = False
+        if self.guard is not None:
+            self.selection_ = self.guard.select(self.retriever, calibration, self.cross_fit)
+            self.processors = processors_from_config(self.selection_.config.get("processors"))
+            self._templates = _scoring_templates(
+                scoring_from_config(self.selection_.config.get("scoring"))
+            )
         self.scorers_ = fit_stages(
             self.processors, self._templates, calibration, self._n_folds, self.seed, self._owner()
         )
@@ -322,6 +346,7 @@ class Debiased:
             },
             "cross_fit": self.cross_fit,
             "seed": self.seed,
+            "selection": None if self.selection_ is None else self.selection_.to_dict(),
         }
         return write_safetensors(path, tensors, config)
 
@@ -346,14 +371,37 @@ class Debiased:
                 scorer = ScoreNormalizer.from_config(scorer_config)
                 restore_buffers(scorer, _substate(state, f"scoring.{direction}.{stage}."))
                 scorers[direction].append(scorer)
-        out = Debiased(
+        out = Debiased.assemble(
             ExactRetriever() if retriever is None else retriever,
             processors,
-            scoring={d: list(s) for d, s in scorers.items()},
+            scorers,
             cross_fit=config["cross_fit"],
             seed=config["seed"],
         )
-        out.scorers_ = scorers
+        if config.get("selection") is not None:
+            out.selection_ = Selection.from_dict(config["selection"])
+        return out
+
+    @staticmethod
+    def assemble(
+        retriever: Retriever,
+        processors: PostProcessor | None,
+        scorers: Mapping[str, list[ScoreNormalizer]],
+        cross_fit: bool | int = False,
+        seed: int = 0,
+    ) -> Debiased:
+        """A fitted ``Debiased`` from already fitted ``processors`` and per-direction ``scorers``
+        (as ``load`` rebuilds one, and the recall guard scores its candidates)."""
+        if processors is not None and not processors.is_fitted:
+            raise NotFittedError("processors: expected fitted processors, got unfitted ones")
+        out = Debiased(
+            retriever,
+            processors,
+            scoring={d: list(s) for d, s in scorers.items() if s},
+            cross_fit=cross_fit,
+            seed=seed,
+        )
+        out.scorers_ = {d: list(s) for d, s in scorers.items() if s}
         out._fitted = True
         return out
 

@@ -17,8 +17,9 @@ import torch
 
 from xcm_debias.calibration.folds import item_folds
 from xcm_debias.data import EmbeddingSet
-from xcm_debias.processors.base import Chain, PostProcessor, out_of_fold_transform
-from xcm_debias.scoring.base import ScoredRows, ScoreNormalizer
+from xcm_debias.processors import Chain, PostProcessor
+from xcm_debias.processors.base import out_of_fold_transform
+from xcm_debias.scoring import ScoredRows, ScoreNormalizer
 from xcm_debias.topk import blockwise_topk
 
 #: retrieval direction → (query modality, gallery modality)
@@ -45,30 +46,48 @@ def fit_stages(
                     f"{owner}.fit: score-level stages for {direction!r} need {modality} rows "
                     f"in calibration, got none"
                 )
-    steps = (
-        []
-        if processors is None
-        else (list(processors.steps) if isinstance(processors, Chain) else [processors])
-    )
-    folds = None
-    current = calibration
-    if n_folds:
-        folds = item_folds(calibration, n_folds, seed, owner)
-        for i, step in enumerate(steps):
-            step.fit(current)
-            if i + 1 < len(steps) or templates:
-                current = out_of_fold_transform(
-                    step, current, folds, f"{owner}.fit: processor step {i}"
-                )
-        if isinstance(processors, Chain):
-            processors.fitted_flag = torch.tensor(True)
-    elif processors is not None:
-        processors.fit(calibration)
-        current = processors.transform(calibration)
+    current, folds = fit_processors(processors, calibration, n_folds, seed, owner, bool(templates))
     return {
         direction: fit_scorers(stages, current, folds, owner, direction)
         for direction, stages in templates.items()
     }
+
+
+def fit_processors(
+    processors: PostProcessor | None,
+    calibration: EmbeddingSet,
+    n_folds: int,
+    seed: int,
+    owner: str,
+    feed_forward: bool = True,
+) -> tuple[EmbeddingSet, np.ndarray | None]:
+    """Fit ``processors`` in place; return the calibration rows the next stage is fitted on and
+    the folds (None without cross-fitting).
+
+    Cross-fitted (``n_folds >= 2``), the returned rows are out-of-fold outputs of the last step;
+    ``feed_forward=False`` skips computing them when no stage follows.
+    """
+    if not n_folds:
+        if processors is None:
+            return calibration, None
+        processors.fit(calibration)
+        return processors.transform(calibration), None
+    folds = item_folds(calibration, n_folds, seed, owner)
+    steps = [] if processors is None else list(_steps(processors))
+    current = calibration
+    for i, step in enumerate(steps):
+        step.fit(current)
+        if i + 1 < len(steps) or feed_forward:
+            current = out_of_fold_transform(
+                step, current, folds, f"{owner}.fit: processor step {i}"
+            )
+    if isinstance(processors, Chain):
+        processors.fitted_flag = torch.tensor(True)
+    return current, folds
+
+
+def _steps(processors: PostProcessor) -> list[PostProcessor]:
+    return list(processors.steps) if isinstance(processors, Chain) else [processors]
 
 
 def fit_scorers(
@@ -150,3 +169,37 @@ def _extend_banks_out_of_fold(
             query_columns[torch.from_numpy(in_q)] = copy.query_columns(part, columns, top1)
     assert query_columns is not None and gallery_columns is not None  # some fold has rows
     return queries.extended(query_columns), gallery.extended(gallery_columns)
+
+
+def processors_from_config(configs: object) -> PostProcessor | None:
+    """Unfitted processors from a list of processor configs (a Chain when several; None when
+    the list is empty or None)."""
+    configs = [] if configs is None else configs
+    if not isinstance(configs, list):
+        raise TypeError(f"config['processors']: expected a list, got {type(configs).__name__}")
+    steps = [PostProcessor.from_config(dict(c)) for c in configs]
+    if not steps:
+        return None
+    return steps[0] if len(steps) == 1 else Chain(*steps)
+
+
+def scoring_from_config(
+    configs: object,
+) -> dict[str, list[ScoreNormalizer]] | list[ScoreNormalizer]:
+    """Unfitted score stages from stage configs: a list (both directions) or a mapping from
+    ``"t2i"``/``"i2t"`` to lists (None = no stage)."""
+    configs = [] if configs is None else configs
+    if isinstance(configs, Mapping):
+        unknown = sorted(set(configs) - set(DIRECTIONS))
+        if unknown:
+            raise ValueError(
+                f"config['scoring']: expected direction keys in {sorted(DIRECTIONS)}, got {unknown}"
+            )
+        return {d: _scorer_configs(c, f"config['scoring'][{d!r}]") for d, c in configs.items()}
+    return _scorer_configs(configs, "config['scoring']")
+
+
+def _scorer_configs(configs: object, name: str) -> list[ScoreNormalizer]:
+    if not isinstance(configs, list):
+        raise TypeError(f"{name}: expected a list of scorer configs, got {type(configs).__name__}")
+    return [ScoreNormalizer.from_config(dict(c), fitted_meta=False) for c in configs]

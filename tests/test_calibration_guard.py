@@ -1,0 +1,172 @@
+"""The recall guard: paired recall constraints, the choice rule, labels as they come, save/load."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import xcm_debias
+from xcm_debias import Debiased, EmbeddingSet, ExactRetriever
+from xcm_debias.calibration.evaluation import Outcomes, bias
+from xcm_debias.calibration.guard import RecallGuard
+from xcm_debias.calibration.selection import Selection
+from xcm_debias.worlds import world_calibration_test
+
+_GB = {"class": "GroupBalance", "params": {"temperature": 0.02}}
+_IS = {"class": "InvertedSoftmax", "params": {"beta": 20.0}}
+# a deliberately harsh balancer: forces the top-1 language mix at almost any recall cost
+_HARSH = {"class": "GroupBalance", "params": {"temperature": 0.0005}}
+SMALL_OPTIONS = {
+    "processors": {"none": [], "LA": [{"class": "LanguageAlignment", "params": {}}]},
+    "t2i": {"none": [], "GB": [_GB]},
+    "i2t": {"none": [], "IS": [_IS], "harsh": [_HARSH]},
+}
+
+
+@pytest.fixture(scope="module")
+def small_world() -> tuple[EmbeddingSet, EmbeddingSet]:
+    return world_calibration_test(seed=0, n_items=60)
+
+
+@pytest.fixture(scope="module")
+def guarded(small_world) -> Debiased:
+    calibration, _ = small_world
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return xcm_debias.recommended(ExactRetriever(), **SMALL_OPTIONS).fit(calibration)
+
+
+def _outcomes(hits: list[int], groups: list[str] | None = None) -> Outcomes:
+    hit = np.array(hits, dtype=bool)
+    return Outcomes("t2i", hit, np.array(groups or ["de"] * len(hit)))
+
+
+def test_paired_loss_plus_z_standard_errors_decides_admissibility():
+    base, cand = _outcomes([1] * 10), _outcomes([1] * 9 + [0])
+    # d = base − cand: nine 0s and one 1; mean 0.1, sample sd sqrt(0.1), SE sqrt(0.1)/sqrt(10) = 0.1
+    strict = RecallGuard(max_recall_loss=0.15, z=1.0)
+    (reason,) = strict._violations(base, cand, {}, {})
+    assert "loss 0.100 + 1·SE 0.100 > 0.15" in reason
+    assert RecallGuard(max_recall_loss=0.2, z=1.0)._violations(base, cand, {}, {}) == []
+    assert RecallGuard(max_recall_loss=0.1, z=0.0)._violations(base, cand, {}, {}) == []
+
+
+def test_each_group_is_guarded_not_only_the_mean():
+    groups = ["de"] * 5 + ["sw"] * 5
+    base = _outcomes([1] * 10, groups)
+    cand = _outcomes([1] * 5 + [1, 1, 1, 0, 0], groups)  # Swahili loses 2 of 5, overall 2 of 10
+    reasons = RecallGuard(max_recall_loss=0.25, z=0.0)._violations(base, cand, {}, {})
+    # sw differences 0,0,0,1,1: mean 0.4, sample sd sqrt(0.3), SE sqrt(0.3)/sqrt(5) = 0.245
+    assert reasons == ["t2i recall@1 group sw: loss 0.400 + 0·SE 0.245 > 0.25"]
+
+
+def test_hubness_constraint_uses_the_tolerance():
+    base = _outcomes([1, 1])
+    guard = RecallGuard(hubness_tolerance=0.5)
+    key = "t2i/hubness_skew@10"
+    assert guard._violations(base, base, {key: 1.0}, {key: 1.5}) == []
+    (reason,) = guard._violations(base, base, {key: 1.0}, {key: 1.6})
+    assert reason.startswith(key)
+
+
+def test_the_plain_option_is_always_admissible_and_matches_the_plain_retriever(guarded):
+    selection = guarded.selection_
+    by_name = {c.name: c for c in selection.candidates}
+    for direction in ("t2i", "i2t"):
+        plain = by_name[f"none | {direction}: none"]
+        assert plain.admissible and plain.reasons == []
+        assert plain.metrics == by_name[f"plain retriever ({direction})"].metrics
+
+
+def test_the_harsh_balancer_is_rejected_for_its_recall_loss(guarded):
+    by_name = {c.name: c for c in guarded.selection_.candidates}
+    for p in ("none", "LA"):
+        harsh = by_name[f"{p} | i2t: harsh"]
+        assert not harsh.admissible
+        assert any("i2t recall@1" in r for r in harsh.reasons), harsh.reasons
+    assert "harsh" not in guarded.selection_.chosen
+
+
+def test_the_choice_is_admissible_and_least_biased_up_to_the_tolerance(guarded):
+    selection = guarded.selection_
+    chosen = {c.direction: c for c in selection.chosen_candidates()}
+    assert set(chosen) == {"t2i", "i2t"}
+    p_name = chosen["t2i"].name.split(" | ")[0]
+    assert chosen["i2t"].name.startswith(p_name + " | ")
+    for direction, row in chosen.items():
+        assert row.admissible
+        rivals = [
+            c
+            for c in selection.candidates
+            if c.direction == direction and c.admissible and c.name.startswith(p_name + " | ")
+        ]
+        lowest = min(bias(c.metrics, direction) for c in rivals)
+        assert bias(row.metrics, direction) <= lowest + 0.01 + 1e-12
+    # the fitted pipeline is the chosen configuration
+    assert [type(s).__name__ for s in guarded.scorers_.get("i2t", [])] == [
+        s["class"] for s in selection.config["scoring"].get("i2t", [])
+    ]
+
+
+def test_with_everything_allowed_the_least_biased_image_to_text_option_wins(small_world):
+    calibration, _ = small_world
+    guard = RecallGuard(max_recall_loss=1.0, hubness_tolerance=1e9, **SMALL_OPTIONS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        selection = guard.select(ExactRetriever(), calibration, 5)
+    p_name = selection.chosen.split(" | ")[0]
+    rows = [c for c in selection.candidates if c.direction == "i2t" and c.name.startswith(p_name)]
+    assert all(c.admissible for c in rows)
+    best = min(bias(c.metrics, "i2t") for c in rows)
+    (chosen,) = [c for c in selection.chosen_candidates() if c.direction == "i2t"]
+    assert bias(chosen.metrics, "i2t") <= best + 0.01
+
+
+def test_selection_saves_and_loads_with_the_pipeline(guarded, small_world, tmp_path):
+    _, test = small_world
+    path = guarded.save(tmp_path / "guarded.safetensors")
+    loaded = Debiased.load(path)
+    assert loaded.selection_ is not None
+    assert loaded.selection_.to_dict() == guarded.selection_.to_dict()
+    a = guarded.search(test.texts, test.images, 5)
+    b = loaded.search(test.texts, test.images, 5)
+    assert torch.equal(a.indices, b.indices)
+    assert Selection.from_dict(guarded.selection_.to_dict()) == guarded.selection_
+
+
+def test_a_corpus_without_culture_labels_fits_and_skips_culture_stages(small_world):
+    calibration, test = small_world
+    bare = calibration.with_labels(culture=np.array([""] * len(calibration), dtype=object))
+    assert not bare.images.has_label("culture")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fair = xcm_debias.recommended(ExactRetriever(), **SMALL_OPTIONS).fit(bare)
+    notes = " ".join(fair.selection_.notes)
+    assert "no culture labels" in notes and "GB" in notes
+    assert all(
+        s["class"] != "GroupBalance" for s in fair.selection_.config["scoring"].get("t2i", [])
+    )
+    ranking = fair.search(test.texts, test.images.with_labels(culture=[""] * len(test.images)), 3)
+    assert ranking.indices.shape == (len(test.texts), 3)
+    assert torch.isfinite(ranking.scores).all()
+
+
+def test_recommended_keeps_its_plain_call_and_validates_the_guard_arguments():
+    fair = xcm_debias.recommended(ExactRetriever())
+    assert isinstance(fair, Debiased) and fair.guard is not None
+    assert fair.guard.max_recall_loss == 0.01
+    with pytest.raises(ValueError, match="max_recall_loss"):
+        xcm_debias.recommended(ExactRetriever(), max_recall_loss=1.5)
+    with pytest.raises(ValueError, match="z: expected a finite number >= 0, got -1"):
+        RecallGuard(z=-1)
+    with pytest.raises(ValueError, match="n_folds"):
+        RecallGuard(n_folds=1)
+    with pytest.raises(ValueError, match=r"i2t\['x'\]\[0\]"):
+        RecallGuard(i2t={"x": [{"params": {}}]})
+    with pytest.raises(TypeError, match="guard: expected a recall guard"):
+        Debiased(ExactRetriever(), guard=object())
+    assert math.isclose(RecallGuard().z, 1.0)

@@ -1,0 +1,426 @@
+r"""The recall guard: the least biased configuration that costs at most a point of recall.
+
+A fixed debiasing recipe cannot know what it costs on the data at hand: on one corpus balancing
+image→text languages is free, on another it puts captions the encoder cannot match at top-1.
+:class:`RecallGuard` decides from the calibration set alone.
+
+1. **Candidates.** An embedding-level option ``P`` (none; LanguageAlignment) and, per direction,
+   score-stage options ``S_d`` (none; GroupBalance / InvertedSoftmax / ExposureShuffle at
+   several strengths). Score stages act on one direction each, so the options of text→image and
+   image→text are scored separately under each ``P`` and combined.
+2. **Out-of-fold scores.** Calibration items are dealt to ``F`` folds
+   (:func:`~xcm_debias.calibration.folds.item_folds`); for each fold every candidate is fitted
+   (cross-fitted as ``Debiased`` fits) on the other folds and ranks the held-out fold's queries
+   against the whole calibration gallery (see :mod:`~xcm_debias.calibration.evaluation`
+   for why). Outcomes are pooled over folds
+   (:mod:`~xcm_debias.calibration.evaluation`); the plain retriever is scored on the same queries.
+3. **The guard.** With per-query differences ``d_q = hit^{base}_q − hit^{cand}_q`` (paired: same
+   queries, same gallery), a candidate is admissible when, for the direction overall and for each
+   group (query language text→image, image culture image→text),
+
+   .. math:: \bar d + z \cdot \frac{s_d}{\sqrt{n}} \le \text{max\_recall\_loss},
+
+   i.e. the recall loss is within the guard with a one-sided margin of ``z`` standard errors —
+   so with little calibration data the guard does less, not harm — and its hubness skew@10 is
+   no more than ``hubness_tolerance`` above the plain retriever's. The plain retriever itself
+   is always admissible.
+4. **The choice.** Per ``P`` and direction, the admissible option with the lowest bias
+   (|own-culture excess| text→image, language TV image→text); among options within
+   ``bias_tolerance`` of that lowest bias, the one with the highest recall. Across ``P``, the
+   lowest summed bias, again with ties (within ``bias_tolerance``) going to the higher mean
+   recall.
+
+Without ``culture`` labels on the calibration images, culture-conditioned stages are skipped
+(a note in ``Selection.notes``), not an error. Every candidate's record — metrics, paired loss,
+admissible or not and why — is kept in the returned :class:`Selection`: the bias/recall frontier.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from xcm_debias._validation import check_fraction, check_positive_int
+from xcm_debias.calibration.crossfit import (
+    DIRECTIONS,
+    fit_processors,
+    fit_scorers,
+    processors_from_config,
+    scoring_from_config,
+)
+from xcm_debias.calibration.evaluation import Outcomes, bias, fold_outcomes, pooled_metrics
+from xcm_debias.calibration.folds import item_folds
+from xcm_debias.calibration.selection import Candidate, Selection
+from xcm_debias.data import EmbeddingSet
+from xcm_debias.debiased import Debiased
+from xcm_debias.retrieval import Retriever
+from xcm_debias.spec_text import format_config
+
+StageList = list[dict[str, Any]]
+
+
+def _stage(cls: str, **params: Any) -> dict[str, Any]:
+    return {"class": cls, "params": params}
+
+
+#: embedding-level options
+DEFAULT_PROCESSORS: dict[str, StageList] = {
+    "none": [],
+    "LanguageAlignment": [_stage("LanguageAlignment", method="ridge", target="centroid")],
+}
+#: text→image score-stage options (GroupBalance needs image cultures)
+DEFAULT_T2I: dict[str, StageList] = {
+    "none": [],
+    "GB(0.01)": [_stage("GroupBalance", temperature=0.01)],
+    "GB(0.02)": [_stage("GroupBalance", temperature=0.02)],
+    "GB(0.05)": [_stage("GroupBalance", temperature=0.05)],
+}
+_IS = _stage("InvertedSoftmax", beta=20.0)
+_GB = _stage("GroupBalance", temperature=0.005)
+#: image→text score-stage options
+DEFAULT_I2T: dict[str, StageList] = {
+    "none": [],
+    "IS": [_IS],
+    "IS+GB": [_IS, _GB],
+    "IS+GB+ES(1.0)": [_IS, _GB, _stage("ExposureShuffle", tie_quantile=1.0)],
+    "IS+GB+ES(0.5)": [_IS, _GB, _stage("ExposureShuffle", tie_quantile=0.5)],
+    "GB": [_GB],
+    "GB(0.02)": [_stage("GroupBalance", temperature=0.02)],
+    **{
+        f"ES({q})": [_stage("ExposureShuffle", tie_quantile=q)]
+        for q in (0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
+    },
+    **{f"IS+ES({q})": [_IS, _stage("ExposureShuffle", tie_quantile=q)] for q in (0.25, 0.5, 1.0)},
+}
+#: stages that read the images' culture label (skipped when calibration images carry none)
+CULTURE_STAGES = {"GroupBalance"}
+
+
+class RecallGuard:
+    """Choose processors and score stages out-of-fold under a recall guard (module docstring).
+
+    Args:
+        max_recall_loss: the most recall@1 a candidate may lose against the plain retriever,
+            per direction and per group (a share, e.g. 0.01 = one point).
+        n_folds: out-of-fold folds of the calibration items (at least 2; capped at the number
+            of items).
+        z: one-sided margin in paired standard errors (0 = point estimates).
+        bias_tolerance: biases this close count as tied (the higher recall wins).
+        hubness_tolerance: the most a candidate's hubness skew@10 may exceed the plain one's.
+        processors, t2i, i2t: the options (name → list of stage configs); defaults
+            :data:`DEFAULT_PROCESSORS`, :data:`DEFAULT_T2I`, :data:`DEFAULT_I2T`.
+        culture_of_language: language → associated culture (default: the same string).
+        seed: seed of the fold assignment.
+    """
+
+    def __init__(
+        self,
+        max_recall_loss: float = 0.01,
+        n_folds: int = 3,
+        z: float = 1.0,
+        bias_tolerance: float = 0.01,
+        hubness_tolerance: float = 0.1,
+        processors: Mapping[str, StageList] | None = None,
+        t2i: Mapping[str, StageList] | None = None,
+        i2t: Mapping[str, StageList] | None = None,
+        culture_of_language: Mapping[str, str] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.max_recall_loss = check_fraction(max_recall_loss, "max_recall_loss")
+        self.n_folds = check_positive_int(n_folds, "n_folds", minimum=2)
+        self.z = _non_negative(z, "z")
+        self.bias_tolerance = _non_negative(bias_tolerance, "bias_tolerance")
+        self.hubness_tolerance = _non_negative(hubness_tolerance, "hubness_tolerance")
+        self.options = {
+            "processors": _options(processors, DEFAULT_PROCESSORS, "processors"),
+            "t2i": _options(t2i, DEFAULT_T2I, "t2i"),
+            "i2t": _options(i2t, DEFAULT_I2T, "i2t"),
+        }
+        for direction in DIRECTIONS:
+            if "none" not in self.options[direction]:
+                self.options[direction] = {"none": [], **self.options[direction]}
+        self.culture_of_language = dict(culture_of_language or {})
+        self.seed = check_positive_int(seed, "seed", minimum=0)
+
+    def __repr__(self) -> str:
+        return (
+            f"RecallGuard(max_recall_loss={self.max_recall_loss}, n_folds={self.n_folds}, "
+            f"z={self.z}, candidates={self.n_candidates})"
+        )
+
+    @property
+    def n_candidates(self) -> int:
+        """Number of (processors, direction, score stages) candidates scored per fold."""
+        per_p = sum(len(self.options[d]) for d in DIRECTIONS)
+        return len(self.options["processors"]) * per_p
+
+    # ------------------------------------------------------------------ select
+    def select(
+        self, retriever: Retriever, calibration: EmbeddingSet, cross_fit: bool | int = 5
+    ) -> Selection:
+        """Score every candidate out-of-fold on ``calibration`` and choose (module docstring)."""
+        if not isinstance(calibration, EmbeddingSet):
+            raise TypeError(
+                f"calibration: expected an EmbeddingSet, got {type(calibration).__name__}"
+            )
+        for modality in ("image", "text"):
+            if not (calibration.modality == modality).any():
+                raise ValueError(
+                    f"calibration: the recall guard expected {modality} rows, got none"
+                )
+        inner_folds = 5 if cross_fit is True else (0 if cross_fit is False else int(cross_fit))
+        notes: list[str] = []
+        options = self._usable_options(calibration, notes)
+        folds = item_folds(calibration, self.n_folds, self.seed, "RecallGuard")
+        base: dict[str, list[Outcomes]] = {d: [] for d in DIRECTIONS}
+        outcomes: dict[tuple[str, str, str], list[Outcomes]] = {}
+        errors: dict[tuple[str, str, str], str] = {}
+        for fold in range(int(folds.max()) + 1):
+            train, held = calibration[folds != fold], calibration[folds == fold]
+            for direction in DIRECTIONS:
+                base[direction].append(
+                    fold_outcomes(retriever, held, direction, self.culture_of_language, calibration)
+                )
+            for p_name, p_config in options["processors"].items():
+                self._score_fold(
+                    retriever,
+                    train,
+                    held,
+                    calibration,
+                    p_name,
+                    p_config,
+                    options,
+                    inner_folds,
+                    outcomes,
+                    errors,
+                )
+        return self._choose(base, outcomes, errors, options, notes, cross_fit)
+
+    def _usable_options(
+        self, calibration: EmbeddingSet, notes: list[str]
+    ) -> dict[str, dict[str, StageList]]:
+        images = calibration[calibration.modality == "image"]
+        has_culture = images.has_label("culture") and bool((images.culture.astype(str) != "").all())
+        options = copy.deepcopy(self.options)
+        if not has_culture:
+            for direction in DIRECTIONS:
+                dropped = [
+                    name
+                    for name, stages in options[direction].items()
+                    if direction == "t2i" and any(s["class"] in CULTURE_STAGES for s in stages)
+                ]
+                for name in dropped:
+                    del options[direction][name]
+                if dropped:
+                    notes.append(
+                        f"no culture labels on the calibration images: culture stages skipped "
+                        f"({direction}: {', '.join(dropped)})"
+                    )
+        return options
+
+    def _score_fold(
+        self,
+        retriever: Retriever,
+        train: EmbeddingSet,
+        held: EmbeddingSet,
+        calibration: EmbeddingSet,
+        p_name: str,
+        p_config: StageList,
+        options: Mapping[str, Mapping[str, StageList]],
+        inner_folds: int,
+        outcomes: dict[tuple[str, str, str], list[Outcomes]],
+        errors: dict[tuple[str, str, str], str],
+    ) -> None:
+        """Fit processors option ``p_name`` on ``train`` once, then every score option on top
+        of it, and record each candidate's outcomes on ``held``."""
+        keys = [(p_name, d, s) for d in DIRECTIONS for s in options[d]]
+        if all(k in errors for k in keys):
+            return
+        processors = processors_from_config(p_config)
+        try:
+            current, folds = fit_processors(
+                processors, train, inner_folds, self.seed, "RecallGuard"
+            )
+        except ValueError as exc:
+            for key in keys:
+                errors.setdefault(key, f"processors {p_name}: {exc}")
+            return
+        for direction in DIRECTIONS:
+            for s_name, s_config in options[direction].items():
+                key = (p_name, direction, s_name)
+                if key in errors:
+                    continue
+                try:
+                    templates = scoring_from_config(s_config)
+                    scorers = (
+                        fit_scorers(templates, current, folds, "RecallGuard", direction)
+                        if templates
+                        else []
+                    )
+                    model = Debiased.assemble(retriever, processors, {direction: scorers})
+                    found = fold_outcomes(
+                        model, held, direction, self.culture_of_language, calibration
+                    )
+                except ValueError as exc:
+                    errors[key] = str(exc)
+                    continue
+                outcomes.setdefault(key, []).append(found)
+
+    # ------------------------------------------------------------------ choose
+    def _choose(
+        self,
+        base: dict[str, list[Outcomes]],
+        outcomes: dict[tuple[str, str, str], list[Outcomes]],
+        errors: dict[tuple[str, str, str], str],
+        options: Mapping[str, Mapping[str, StageList]],
+        notes: list[str],
+        cross_fit: bool | int,
+    ) -> Selection:
+        pooled_base = {d: Outcomes.concat(base[d]) for d in DIRECTIONS}
+        base_metrics = {d: pooled_metrics(pooled_base[d]) for d in DIRECTIONS}
+        records: dict[tuple[str, str, str], Candidate] = {}
+        for p_name, p_config in options["processors"].items():
+            for direction in DIRECTIONS:
+                for s_name, s_config in options[direction].items():
+                    key = (p_name, direction, s_name)
+                    config = {"processors": p_config, "scoring": {direction: s_config}}
+                    record = Candidate(
+                        name=_name(p_name, direction, s_name),
+                        spec=format_config(config),
+                        direction=direction,
+                    )
+                    if key in errors:
+                        record.reasons = [f"fit failed: {errors[key]}"]
+                    else:
+                        pooled = Outcomes.concat(outcomes[key])
+                        record.metrics = pooled_metrics(pooled)
+                        record.reasons = self._violations(
+                            pooled_base[direction], pooled, base_metrics[direction], record.metrics
+                        )
+                        record.admissible = not record.reasons
+                    records[key] = record
+        best_p, best_s = None, {}
+        ranked_p = []
+        for p_name in options["processors"]:
+            choice = {}
+            for direction in DIRECTIONS:
+                admissible = [
+                    records[(p_name, direction, s)]
+                    for s in options[direction]
+                    if records[(p_name, direction, s)].admissible
+                ]
+                if not admissible:
+                    break
+                choice[direction] = self._least_biased(admissible, direction)
+            else:
+                total = sum(bias(choice[d].metrics, d) for d in DIRECTIONS)
+                recall = float(np.mean([choice[d].metrics[f"{d}/recall@1"] for d in DIRECTIONS]))
+                ranked_p.append((total, recall, p_name, choice))
+        if not ranked_p:  # cannot happen with the plain option, kept as a clear error
+            raise ValueError("RecallGuard: no admissible configuration (not even the plain one)")
+        lowest = min(r[0] for r in ranked_p)
+        _, _, best_p, best_s = max(
+            (r for r in ranked_p if r[0] <= lowest + self.bias_tolerance), key=lambda r: r[1]
+        )
+        config: dict[str, Any] = {
+            "processors": copy.deepcopy(options["processors"][best_p]),
+            "scoring": {
+                d: copy.deepcopy(options[d][_option_of(best_s[d].name)])
+                for d in DIRECTIONS
+                if options[d][_option_of(best_s[d].name)]
+            },
+        }
+        return Selection(
+            chosen=" + ".join(best_s[d].name for d in DIRECTIONS),
+            max_recall_loss=self.max_recall_loss,
+            n_folds=int(max(len(v) for v in base.values())),
+            candidates=list(records.values())
+            + [
+                Candidate(
+                    name=f"plain retriever ({d})",
+                    spec="",
+                    direction=d,
+                    metrics=base_metrics[d],
+                    admissible=True,
+                )
+                for d in DIRECTIONS
+            ],
+            notes=notes,
+            config={**config, "cross_fit": cross_fit},
+        )
+
+    def _violations(
+        self,
+        base: Outcomes,
+        candidate: Outcomes,
+        base_metrics: Mapping[str, float],
+        metrics: Mapping[str, float],
+    ) -> list[str]:
+        """The recall and hubness constraints a candidate breaks (empty: admissible)."""
+        d = base.hit.astype(np.float64) - candidate.hit.astype(np.float64)
+        direction = base.direction
+        reasons = []
+        named = [g for g in np.unique(base.group) if g != "*"]
+        groups = [("overall", np.ones(len(d), dtype=bool))]
+        if len(named) > 1:
+            groups += [(f"group {g}", base.group == g) for g in named]
+        for label, rows in groups:
+            diff = d[rows]
+            se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else 0.0
+            loss = float(diff.mean())
+            if loss + self.z * se > self.max_recall_loss + 1e-12:
+                reasons.append(
+                    f"{direction} recall@1 {label}: loss {loss:.3f} + {self.z:g}·SE {se:.3f} > "
+                    f"{self.max_recall_loss:g}"
+                )
+        key = f"{direction}/hubness_skew@10"
+        if key in metrics and key in base_metrics:
+            if metrics[key] > base_metrics[key] + self.hubness_tolerance:
+                reasons.append(
+                    f"{key} {metrics[key]:.2f} > plain {base_metrics[key]:.2f} + "
+                    f"{self.hubness_tolerance:g}"
+                )
+        return reasons
+
+    def _least_biased(self, admissible: list[Candidate], direction: str) -> Candidate:
+        lowest = min(bias(c.metrics, direction) for c in admissible)
+        tied = [c for c in admissible if bias(c.metrics, direction) <= lowest + self.bias_tolerance]
+        return max(tied, key=lambda c: c.metrics[f"{direction}/recall@1"])
+
+
+def _name(p_name: str, direction: str, s_name: str) -> str:
+    return f"{p_name} | {direction}: {s_name}"
+
+
+def _option_of(name: str) -> str:
+    return name.split(": ", 1)[1]
+
+
+def _options(
+    given: Mapping[str, StageList] | None, default: Mapping[str, StageList], name: str
+) -> dict[str, StageList]:
+    options = copy.deepcopy(dict(default if given is None else given))
+    if not isinstance(options, dict) or not options:
+        raise ValueError(f"{name}: expected a non-empty mapping name → list of stage configs")
+    for key, stages in options.items():
+        if not isinstance(stages, list):
+            raise TypeError(f"{name}[{key!r}]: expected a list of stage configs, got {stages!r}")
+        for i, stage in enumerate(stages):
+            if not isinstance(stage, Mapping) or "class" not in stage:
+                raise ValueError(
+                    f"{name}[{key!r}][{i}]: expected {{'class': ..., 'params': {{...}}}}, "
+                    f"got {stage!r}"
+                )
+    return options
+
+
+def _non_negative(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return float(value)
