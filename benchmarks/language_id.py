@@ -22,13 +22,17 @@ from __future__ import annotations
 import argparse
 import os
 import time
-import tomllib
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 from _harness import ROOT, machine, write_json
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: the backport the project depends on there
+    import tomli as tomllib
 
 from xcm_debias.language_codes import language_key
 from xcm_debias.worlds.captions import LANGUAGES, N_TEMPLATES, caption

@@ -115,4 +115,3 @@ def _check_candidates(candidates: Sequence[str] | None) -> dict[str, str] | None
             f"{len(known)} ISO 639 codes), got {unknown}"
         )
     return spelled
-
