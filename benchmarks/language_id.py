@@ -120,6 +120,7 @@ def _langdetect(candidates: Sequence[str] | None) -> Identify:
 def _ours(candidates: Sequence[str] | None) -> Identify:
     from xcm_debias.langid import identify_languages
 
+    identify_languages(["load the model"], candidates)  # loading is timed apart
     return lambda texts: identify_languages(texts, candidates)
 
 
@@ -185,6 +186,16 @@ def accuracy(predicted: list[str], gold: np.ndarray, mask: np.ndarray | None = N
     return float(hits[mask].mean() if mask is not None else hits.mean())
 
 
+def confusions(predicted: list[str], gold: np.ndarray) -> dict[str, int]:
+    """``"gold->predicted": count`` of the errors, most frequent first."""
+    pairs = [
+        f"{g}->{p}" for p, g in zip(predicted, gold.tolist(), strict=True) if language_key(p) != g
+    ]
+    found, counts = np.unique(np.asarray(pairs, dtype=np.str_), return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    return {str(found[i]): int(counts[i]) for i in order}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--multi30k", type=Path, default=Path("/work/shared/data/multi30k"))
@@ -221,6 +232,7 @@ def main() -> None:
             row[f"{setting}/multi30k_de_fr_cs"] = accuracy(predicted, m_gold, dfc)
             for lang in MULTI30K_LANGUAGES:
                 row[f"{setting}/multi30k_{lang}"] = accuracy(predicted, m_gold, m_gold == lang)
+            row[f"{setting}/multi30k_confusions"] = confusions(predicted, m_gold)
             world_predicted = (factory(w_cands) if w_cands else identify)(w_texts)
             row[f"{setting}/world"] = accuracy(world_predicted, w_gold)
             row[f"{setting}/world_worst"] = min(

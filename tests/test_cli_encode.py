@@ -248,21 +248,27 @@ def test_captions_without_languages_are_identified_from_their_text(
 
 
 def test_identification_errors_are_named_before_encoding(folder, tmp_path, capsys, monkeypatch):
-    from xcm_debias import langid
-
     argv = _without_languages(folder, tmp_path, blank_cells=False)
     out = tmp_path / "corpus.npz"
     assert main([*argv, "--candidate-languages", "en,tlh", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "--candidate-languages: candidates: expected languages the identifier knows" in err
-    langid._identifier.cache_clear()
+    _clear_caches()
     monkeypatch.setitem(sys.modules, "py3langid", None)
     monkeypatch.setitem(sys.modules, "py3langid.langid", None)
     try:
         assert main([*argv, "--out", str(out)]) == 2
     finally:
-        langid._identifier.cache_clear()
+        _clear_caches()
     err = capsys.readouterr().err
     assert "CAPTIONS: 12 caption(s) without a language: language identification needs" in err
     assert "pip install 'xcm_debias[langid]'" in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def _clear_caches() -> None:
+    """Forget the loaded identifier, so that the next call imports py3langid again."""
+    from xcm_debias import langid
+
+    langid._model.cache_clear()
+    langid._identifier.cache_clear()

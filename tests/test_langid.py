@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 
-from xcm_debias import langid
 from xcm_debias.langid import identifiable_languages, identify_languages
 from xcm_debias.worlds.captions import LANGUAGES, N_TEMPLATES, caption
 from xcm_debias.worlds.scenes import sample_items
@@ -100,11 +99,19 @@ def test_bad_inputs_are_named():
 
 
 def test_missing_extra_says_how_to_install_it(monkeypatch):
-    langid._identifier.cache_clear()
+    _clear_caches()
     monkeypatch.setitem(sys.modules, "py3langid", None)
     monkeypatch.setitem(sys.modules, "py3langid.langid", None)
     try:
         with pytest.raises(ImportError, match=r"pip install 'xcm_debias\[langid\]'"):
             identify_languages(["A man rides a bike."])
     finally:
-        langid._identifier.cache_clear()
+        _clear_caches()
+
+
+def _clear_caches() -> None:
+    """Forget the loaded identifier, so that the next call imports py3langid again."""
+    from xcm_debias import langid
+
+    langid._model.cache_clear()
+    langid._identifier.cache_clear()

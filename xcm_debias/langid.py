@@ -18,6 +18,7 @@ French and Czech test captions the accuracy is 0.9967 open and 1.0000 restricted
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
@@ -66,15 +67,23 @@ def identifiable_languages() -> list[str]:
 @lru_cache(maxsize=8)
 def _identifier(keys: tuple[str, ...] | None):  # noqa: ANN202 - py3langid.LanguageIdentifier
     """The py3langid classifier, restricted to the model labels of ``keys`` (cached)."""
+    model = _model()
+    if keys is None:
+        return model
+    label_of = {language_key(label): label for label in model.labels}
+    restricted = copy.copy(model)  # set_languages rebinds the model's arrays, never writes them
+    restricted.set_languages([label_of[key] for key in keys])
+    return restricted
+
+
+@lru_cache(maxsize=1)
+def _model():  # noqa: ANN202 - py3langid.LanguageIdentifier
+    """The full py3langid model (loaded once: about 2 s to decompress)."""
     try:
         from py3langid.langid import MODEL_FILE, LanguageIdentifier
     except ImportError as exc:
         raise ImportError(_EXTRA_HINT) from exc
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
-    if keys is not None:
-        label_of = {language_key(label): label for label in identifier.labels}
-        identifier.set_languages([label_of[key] for key in keys])
-    return identifier
+    return LanguageIdentifier.from_model_file(MODEL_FILE)
 
 
 def _check_texts(texts: object) -> list[str]:
