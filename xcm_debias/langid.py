@@ -22,6 +22,7 @@ import copy
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
+from xcm_debias._validation import check_texts
 from xcm_debias.language_codes import language_key
 
 __all__ = ["identify_languages", "identifiable_languages"]
@@ -92,13 +93,7 @@ def _check_texts(texts: object) -> list[str]:
             f"texts: expected a sequence of strings, got {type(texts).__name__}"
             + (" (wrap one text in a list)" if isinstance(texts, str) else "")
         )
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{i}]: expected a string, got {type(text).__name__}")
-        if not text.strip():
-            raise ValueError(f"texts[{i}]: expected a non-empty string, got {text!r}")
-    return texts
+    return check_texts(list(texts))
 
 
 def _check_candidates(candidates: Sequence[str] | None) -> dict[str, str] | None:

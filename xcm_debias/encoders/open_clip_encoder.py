@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from xcm_debias._validation import as_label_array, check_positive_int
+from xcm_debias._validation import as_label_array, check_positive_int, check_texts
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.encoders._rows import check_labels, languages_of, text_rows
 from xcm_debias.language_codes import language_key
@@ -391,13 +391,7 @@ def _as_list(values: object, name: str) -> list:
 
 
 def _check_texts(texts: object) -> list[str]:
-    texts = _as_list(texts, "texts")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{i}]: expected a string, got {type(text).__name__}")
-        if not text.strip():
-            raise ValueError(f"texts[{i}]: expected a non-empty string, got {text!r}")
-    return texts
+    return check_texts(_as_list(texts, "texts"))
 
 
 def _check_language(language: object, n: int) -> np.ndarray:
