@@ -121,6 +121,18 @@ def test_embedding_set_counts_one_language_per_key_and_keeps_the_codes_as_given(
         data.with_labels(language_tag=["a", "b", "c", "d"])
 
 
+def test_clip_retrieval_folders_keep_the_codes_as_given(tmp_path):
+    pairs = EmbeddingSet.concat(
+        [
+            EmbeddingSet(torch.eye(4)[:2], modality="image", item=["a", "b"]),
+            EmbeddingSet(torch.eye(4)[2:], modality="text", item=["a", "b"], language=["EN", "de"]),
+        ]
+    )
+    back = EmbeddingSet.load(pairs.save(tmp_path / "folder")).texts
+    assert back.language.tolist() == ["en", "de"]
+    assert back.language_tag.tolist() == ["EN", "de"]
+
+
 def _corpus(languages: list[str]) -> EmbeddingSet:
     """Two images (cultures en, de) and four captions, one pair per item."""
     e = torch.eye(3)

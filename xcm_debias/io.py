@@ -223,7 +223,7 @@ def save_clip_retrieval(data: EmbeddingSet, folder: str | Path) -> Path:
     assert ref is not None
     meta: dict[str, np.ndarray] = {"item": ref.item}
     if txt is not None:
-        meta["language"] = txt.language
+        meta["language"] = txt.language_tag  # as given: loading keys them again
         meta["text_culture"] = txt.culture
     if img is not None:
         meta["culture"] = img.culture
