@@ -30,6 +30,8 @@ SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("xcm_debias.metrics", None),
     ("xcm_debias.report", None),
     ("xcm_debias.encoders", None),
+    ("xcm_debias.langid", None),
+    ("xcm_debias.language_codes", None),
     ("xcm_debias.configs", ("build", "recommended", "get_config", "list_configs", "register")),
     (
         "xcm_debias.config_spec",

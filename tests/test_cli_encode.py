@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 
 import pytest
 import torch
@@ -201,10 +202,10 @@ def test_captions_without_images_and_bad_tables_are_named(folder, tmp_path, caps
     orphan = tmp_path / "orphan.csv"
     orphan.write_text("item,language,caption\nred-de,en,x\nnowhere,en,y\n", encoding="utf-8")
     blank = tmp_path / "blank.csv"
-    blank.write_text("item,language,caption\nred-de,,x\n", encoding="utf-8")
+    blank.write_text("item,language,caption\nred-de,en,\n", encoding="utf-8")
     for table, message in (
         (orphan, "1 item(s) have captions but no image (first: 'nowhere')"),
-        (blank, "column 'language' (language) on every row, got 1 empty (first: data row 1)"),
+        (blank, "column 'caption' (caption) on every row, got 1 empty (first: data row 1)"),
         (tmp_path / "captions.xlsx", "CAPTIONS: no such file"),
     ):
         argv = ["encode", str(images), str(table), "--model-config", str(config)]
@@ -212,3 +213,62 @@ def test_captions_without_images_and_bad_tables_are_named(folder, tmp_path, caps
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "c.npz").exists()
+
+
+# ------------------------------------------------------ languages from the text
+def _without_languages(folder, tmp_path, blank_cells: bool):
+    """The folder's captions table with no language column, or with empty language cells."""
+    root, images, _, rows, config = folder
+    table = tmp_path / "captions.csv"
+    with table.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["item", "language", "caption"] if blank_cells else ["item", "caption"])
+        for item, _, text, _ in rows:
+            writer.writerow([item, "", text] if blank_cells else [item, text])
+    return ["encode", str(images), str(table), "--model-config", str(config), "--random-weights"]
+
+
+@pytest.mark.parametrize("blank_cells", [False, True])
+def test_captions_without_languages_are_identified_from_their_text(
+    folder, tmp_path, capsys, blank_cells
+):
+    from xcm_debias.langid import identify_languages
+
+    rows = folder[3]
+    argv = _without_languages(folder, tmp_path, blank_cells)
+    out = tmp_path / "corpus.npz"
+    assert main([*argv, "--candidate-languages", "en, de", "--out", str(out), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "identified the language of 12 caption(s) from their text: de 6, en 6" in err
+    assert EmbeddingSet.load(out).texts.language.tolist() == [r[1] for r in rows]
+    # open identification: what identify_languages says (three-word captions are hard there)
+    assert main([*argv, "--out", str(out), "--quiet"]) == 0
+    expected = identify_languages([r[2] for r in rows])
+    assert EmbeddingSet.load(out).texts.language.tolist() == expected
+
+
+def test_identification_errors_are_named_before_encoding(folder, tmp_path, capsys, monkeypatch):
+    argv = _without_languages(folder, tmp_path, blank_cells=False)
+    out = tmp_path / "corpus.npz"
+    assert main([*argv, "--candidate-languages", "en,tlh", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--candidate-languages: candidates: expected languages the identifier knows" in err
+    _clear_caches()
+    monkeypatch.setitem(sys.modules, "py3langid", None)
+    monkeypatch.setitem(sys.modules, "py3langid.langid", None)
+    try:
+        assert main([*argv, "--out", str(out)]) == 2
+    finally:
+        _clear_caches()
+    err = capsys.readouterr().err
+    assert "CAPTIONS: 12 caption(s) without a language: language identification needs" in err
+    assert "pip install 'xcm_debias[langid]'" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def _clear_caches() -> None:
+    """Forget the loaded identifier, so that the next call imports py3langid again."""
+    from xcm_debias import langid
+
+    langid._model.cache_clear()
+    langid._identifier.cache_clear()

@@ -244,8 +244,6 @@ def test_bad_inputs_name_the_argument(encoder, images, tmp_path):
         encoder.encode_images([])
     with pytest.raises(ValueError, match="language: expected 9 labels"):
         encoder.encode_texts(TEXTS, ["en", "de"])
-    with pytest.raises(ValueError, match="language: expected a language code for every text"):
-        encoder.encode_texts(TEXTS, [""] + LANGUAGES[1:])
     with pytest.raises(ValueError, match="item: expected 9 labels"):
         encoder.encode_texts(TEXTS, LANGUAGES, item=ITEMS[:3])
     with pytest.raises(ValueError, match="culture: expected 9 labels"):
@@ -402,6 +400,36 @@ def test_language_aware_tokenizer_needs_a_code_for_every_language(tiny_name, che
     ]
     with pytest.raises(ValueError, match="'yy' has no tokenizer code; pass tokenizer_languages"):
         nllb_like.embed_texts(["a"], "yy")
+
+
+def test_language_aware_tokenizer_takes_any_spelling_and_identified_languages(
+    tiny_name, checkpoint
+):
+    nllb_like = _same_weights(tiny_name, checkpoint)
+    nllb_like._tokenizer = LanguageTaggingTokenizer(nllb_like._tokenizer)
+    nllb_like.embed_texts(["a", "b"], ["EN", "ger"])
+    assert sorted(code for code, _ in nllb_like._tokenizer.calls) == ["deu_Latn", "eng_Latn"]
+    nllb_like._tokenizer.calls.clear()
+    data = nllb_like.encode_texts(TEXTS)  # no languages: identified from the texts
+    tokenised = {t: code for code, batch in nllb_like._tokenizer.calls for t in batch}
+    assert [tokenised[t] for t in TEXTS] == [FLORES200_CODES[lang] for lang in LANGUAGES]
+    assert data.language.tolist() == LANGUAGES
+
+
+# ------------------------------------------------------ languages from the text
+def test_texts_without_a_language_get_the_identified_one(encoder):
+    labelled = encoder.encode_texts(TEXTS, LANGUAGES, item=ITEMS)
+    identified = encoder.encode_texts(TEXTS, item=ITEMS)
+    assert identified.language.tolist() == LANGUAGES
+    torch.testing.assert_close(identified.embeddings, labelled.embeddings, atol=0, rtol=0)
+    # given codes are kept (as spelled, keyed for matching); only the empty ones are identified
+    partial = encoder.encode_texts(TEXTS, ["EN", "", "", "", "", "", "sw", "", "ja"])
+    assert partial.language.tolist() == LANGUAGES
+    assert partial.language_tag.tolist() == ["EN", *LANGUAGES[1:]]
+    # among candidates only: every text is labelled with one of them
+    two = encoder.encode_texts(TEXTS[:6], candidate_languages=["ENG", "deu"])
+    assert set(two.language_tag.tolist()) == {"ENG", "deu"}
+    assert two.language[[0, 1, 3, 4]].tolist() == ["en", "de", "en", "de"]
 
 
 # ---------------------------------------------------------------------- progress

@@ -76,8 +76,6 @@ def test_invalid_inputs_name_the_argument(encoder):
         encoder.embed_texts([3])
     with pytest.raises(ValueError, match="language: expected 2 labels"):
         encoder.encode_texts(TEXTS[:2], ["en"])
-    with pytest.raises(ValueError, match="language: expected a language code"):
-        encoder.encode_texts(TEXTS[:2], ["en", ""])
     with pytest.raises(ValueError, match="batch_size"):
         USEEncoder(batch_size=0)
 
@@ -182,3 +180,18 @@ def test_label_lengths_are_checked_before_encoding(encoder, monkeypatch):
         encoder.encode_texts(TEXTS, "en", item=["a", "b"])
     with pytest.raises(ValueError, match=r"extra\['n'\]: expected 4 values"):
         encoder.encode_texts(TEXTS, "en", extra={"n": [1]})
+
+
+def test_texts_without_a_language_get_the_identified_one(encoder):
+    texts = [
+        "Two children are playing with a red ball in the park.",
+        "Zwei Kinder spielen im Park mit einem roten Ball.",
+        "Deux enfants jouent avec un ballon rouge dans le parc.",
+        "Dvě děti si hrají v parku s červeným míčem.",
+    ]
+    identified = encoder.encode_texts(texts)
+    assert identified.language.tolist() == ["en", "de", "fr", "cs"]
+    torch.testing.assert_close(identified.embeddings, encoder.embed_texts(texts), atol=0, rtol=0)
+    partial = encoder.encode_texts(texts, ["", "de-AT", "", ""], candidate_languages=["en", "fr"])
+    assert partial.language.tolist() == ["en", "de", "fr", "fr"]  # cs is no candidate: fr
+    assert partial.language_tag.tolist() == ["en", "de-AT", "fr", "fr"]

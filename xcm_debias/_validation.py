@@ -128,3 +128,14 @@ def as_label_array(values: object, name: str, n_rows: int) -> np.ndarray:
     if len(seq) != n_rows:
         raise ValueError(f"{name}: expected {n_rows} labels (one per row), got {len(seq)}")
     return np.array(["" if v is None else str(v) for v in seq], dtype=np.str_).reshape(n_rows)
+
+
+def check_texts(texts: list[object], name: str = "texts") -> list[str]:
+    """``texts`` when every entry is a non-empty string (``TypeError``/``ValueError`` naming
+    the first that is not, as ``texts[3]``)."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{name}[{i}]: expected a string, got {type(text).__name__}")
+        if not text.strip():
+            raise ValueError(f"{name}[{i}]: expected a non-empty string, got {text!r}")
+    return texts  # type: ignore[return-value]

@@ -5,7 +5,9 @@ Labels
 ``id``        unique row identifier (generated as ``"<modality>-<row>"`` when not given)
 ``item``      semantic identity; captions and images of one item are relevant to each other
 ``modality``  ``"image"`` or ``"text"``
-``language``  BCP-47 code of a text row (empty string = absent, e.g. for images)
+``language``  BCP-47 code of a text row (empty string = absent, e.g. for images), stored as its
+              matching key (``EN``, ``eng``, ``en_US`` -> ``en``: ``language_codes.language_key``);
+              ``language_tag`` keeps the codes as given, for display
 ``culture``   any string (images, optionally texts; empty string = absent)
 extra         free columns (``objects``, ``caption``, ``path``...): 1-D numpy arrays of
               numbers, booleans or strings, so that every set saves without pickle.
@@ -22,9 +24,12 @@ import numpy as np
 import torch
 
 from xcm_debias._validation import as_float_matrix, as_label_array, check_fraction
+from xcm_debias.language_codes import language_key, language_keys
 
 MODALITIES = ("image", "text")
 LABELS = ("id", "item", "modality", "language", "culture")
+#: the codes of ``language`` as given (kept only where some differ from their matching key)
+LANGUAGE_TAG = "language_tag"
 
 Selector = slice | int | Sequence[int] | Sequence[bool] | np.ndarray | torch.Tensor
 
@@ -38,7 +43,8 @@ class EmbeddingSet:
         modality: ``"image"``/``"text"``, one per row or a single string for all rows.
         item: semantic identity per row (default: the row's id, i.e. nothing shares an item).
         id: unique row identifiers (default ``"<modality>-<row>"``).
-        language: language code per row (texts); ``None``/``""`` means absent.
+        language: language code per row (texts); ``None``/``""`` means absent. Stored as its
+            matching key (``EN``, ``eng``, ``en-US`` -> ``en``); ``language_tag`` keeps it as given.
         culture: culture label per row; ``None``/``""`` means absent.
         extra: further columns, name -> 1-D array of length N (numbers, booleans or strings).
         allow_zero_norm: accept all-zero rows (they have no direction; cosine retrieval is
@@ -96,6 +102,8 @@ class EmbeddingSet:
             if culture is None
             else as_label_array(culture, "culture", n),
         }
+        if language is not None:
+            _key_languages(self._labels)
         self._extra: dict[str, np.ndarray] = {}
         for name, column in (extra or {}).items():
             self._extra[name] = _as_extra_column(column, name, n)
@@ -130,6 +138,11 @@ class EmbeddingSet:
         return self._labels["language"]
 
     @property
+    def language_tag(self) -> np.ndarray:
+        """The language codes as given (``language`` holds their matching keys), for display."""
+        return self._labels.get(LANGUAGE_TAG, self._labels["language"])
+
+    @property
     def culture(self) -> np.ndarray:
         return self._labels["culture"]
 
@@ -140,6 +153,8 @@ class EmbeddingSet:
 
     def label(self, name: str) -> np.ndarray:
         """Any label or extra column by name."""
+        if name == LANGUAGE_TAG:
+            return self.language_tag
         if name in self._labels:
             return self._labels[name]
         if name in self._extra:
@@ -201,6 +216,8 @@ class EmbeddingSet:
                 )
             if name in LABELS:
                 labels[name] = as_label_array(column, name, len(self))
+                if name == "language":
+                    _key_languages(labels)
             else:
                 extra[name] = _as_extra_column(column, name, len(self))
         if len(np.unique(labels["id"])) != len(self):
@@ -234,6 +251,8 @@ class EmbeddingSet:
         for name, wanted in conditions.items():
             column = self.label(name)
             values = [wanted] if isinstance(wanted, str) else list(wanted)
+            if name == "language":
+                values = [language_key(v) if isinstance(v, str) else v for v in values]
             mask &= np.isin(column, np.array(values, dtype=column.dtype))
         if not mask.any():
             raise ValueError(f"where: no row matches {conditions}")
@@ -286,6 +305,8 @@ class EmbeddingSet:
             dtype = torch.promote_types(dtype, s._x.dtype)
         x = torch.cat([s._x.to(dtype) for s in sets], dim=0)
         labels = {k: np.concatenate([s._labels[k] for s in sets]) for k in LABELS}
+        if any(LANGUAGE_TAG in s._labels for s in sets):
+            labels[LANGUAGE_TAG] = np.concatenate([s.language_tag for s in sets])
         if len(np.unique(labels["id"])) != len(labels["id"]):
             labels["id"] = np.concatenate(
                 [np.char.add(f"p{i}:", s._labels["id"]) for i, s in enumerate(sets)]
@@ -360,9 +381,23 @@ class EmbeddingSet:
         return columns
 
 
+def _key_languages(labels: dict[str, np.ndarray]) -> None:
+    """Store ``labels["language"]`` as matching keys, the codes as given in ``language_tag``."""
+    given = labels["language"]
+    keys = language_keys(given)
+    labels.pop(LANGUAGE_TAG, None)
+    if keys is not given:
+        labels[LANGUAGE_TAG] = given
+    labels["language"] = keys
+
+
 def _as_extra_column(values: object, name: str, n_rows: int) -> np.ndarray:
     if name in LABELS:
         raise ValueError(f"extra: column name {name!r} is a standard label; pass it by keyword")
+    if name == LANGUAGE_TAG:
+        raise ValueError(
+            f"extra: column name {name!r} holds the language codes as given; pass them as language="
+        )
     if isinstance(values, torch.Tensor):
         values = values.cpu().numpy()
     try:

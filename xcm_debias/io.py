@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from xcm_debias.data import LABELS, EmbeddingSet
+from xcm_debias.data import LABELS, LANGUAGE_TAG, EmbeddingSet
 
 _EXTRA = "extra."
 
@@ -118,6 +118,8 @@ def load_parquet(path: str | Path) -> EmbeddingSet:
 
 def _from_columns(x: torch.Tensor, columns: dict[str, np.ndarray], source: str) -> EmbeddingSet:
     labels = {k: columns[k] for k in LABELS if k in columns}
+    if LANGUAGE_TAG in columns:  # the codes as given: they key to the saved language column
+        labels["language"] = columns[LANGUAGE_TAG]
     if "modality" not in labels:
         raise ValueError(f"{source}: expected a 'modality' column, found {sorted(columns)}")
     extra = {k[len(_EXTRA) :]: _plain(v) for k, v in columns.items() if k.startswith(_EXTRA)}
@@ -221,7 +223,7 @@ def save_clip_retrieval(data: EmbeddingSet, folder: str | Path) -> Path:
     assert ref is not None
     meta: dict[str, np.ndarray] = {"item": ref.item}
     if txt is not None:
-        meta["language"] = txt.language
+        meta["language"] = txt.language_tag  # as given: loading keys them again
         meta["text_culture"] = txt.culture
     if img is not None:
         meta["culture"] = img.culture

@@ -33,6 +33,7 @@ import numpy as np
 
 from xcm_debias._validation import check_fraction
 from xcm_debias.data import EmbeddingSet
+from xcm_debias.language_codes import language_key
 from xcm_debias.retrieval import Retriever
 
 MetricsFn = Callable[[Retriever, EmbeddingSet, Mapping[str, str] | None], Mapping[str, float]]
@@ -195,7 +196,7 @@ def top1_metrics(
         tv += abs(share - float((texts.language == language).mean()))
     out["i2t/language_tv@1"] = 0.5 * tv
     excess = []
-    mapping = dict(culture_of_language or {})
+    mapping = {language_key(lang): c for lang, c in (culture_of_language or {}).items()}
     image_cultures = set(images.cultures())
     for language in languages:
         culture = mapping.get(language, language)

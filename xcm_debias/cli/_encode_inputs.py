@@ -20,7 +20,7 @@ class Captions:
     """The captions table, checked: one entry per caption row."""
 
     item: list[str]
-    language: list[str]
+    language: list[str]  # "" where the table gives none (identified from the text)
     text: list[str]
     culture: list[str] | None
     image: list[str] | None
@@ -55,6 +55,8 @@ def read_captions(args: argparse.Namespace) -> Captions:
         "language": args.language_column,
         "caption": args.caption_column,
     }
+    if args.language_column == "language" and "language" not in table:
+        del required["language"]  # no language column: identified from the captions' text
     missing = [f"{column!r} ({role})" for role, column in required.items() if column not in table]
     if missing:
         raise CLIError(
@@ -64,6 +66,8 @@ def read_captions(args: argparse.Namespace) -> Captions:
     if not table[args.item_column]:
         raise CLIError(f"CAPTIONS: expected at least one caption row in {path.name}, got none")
     for role, column in required.items():
+        if role == "language":
+            continue  # empty cells: identified from the captions' text
         empty = [i for i, v in enumerate(table[column]) if not v]
         if empty:
             raise CLIError(
@@ -72,7 +76,7 @@ def read_captions(args: argparse.Namespace) -> Captions:
             )
     return Captions(
         item=table[args.item_column],
-        language=table[args.language_column],
+        language=table.get(args.language_column, [""] * len(table[args.item_column])),
         text=table[args.caption_column],
         culture=table.get(args.culture_column),
         image=table.get(args.image_column),

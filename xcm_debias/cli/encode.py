@@ -8,6 +8,7 @@ import logging
 import sys
 import textwrap
 import warnings
+from collections import Counter
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +26,10 @@ inputs:
   CAPTIONS   a table (.csv, .tsv or .parquet), one row per caption, with the columns
                item       the item the caption describes (captions and images of one item
                           are relevant to each other)
-               language   the caption's language (BCP-47 code: en, de, sw, zh-tw...)
+               language   the caption's language (BCP-47 code: en, de, sw, zh-tw...);
+                          optional: where the column or a cell is missing, the language
+                          is identified from the caption's text (pip install
+                          'xcm_debias[langid]'), among --candidate-languages if given
                caption    the text
                culture    optional: the culture of the item's image(s)
                image      optional: the image file of the row (relative to IMAGES); without
@@ -135,7 +139,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     columns = parser.add_argument_group("captions table columns")
     for name, default, what in (
         ("item", "item", "item of each caption"),
-        ("language", "language", "language of each caption"),
+        ("language", "language", "language of each caption (optional)"),
         ("caption", "caption", "caption text"),
         ("culture", "culture", "optional culture of the item's images"),
         ("image", "image", "optional image file of each row (relative to IMAGES)"),
@@ -146,6 +150,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             default=default,
             help=f"column with the {what} (default {default!r})",
         )
+    columns.add_argument(
+        "--candidate-languages",
+        metavar="CODES",
+        default=None,
+        help="comma-separated languages the captions can be in (e.g. en,de,fr,cs): "
+        "captions without a language are identified among these only (more accurate)",
+    )
     columns.add_argument(
         "--culture-from-folder",
         action="store_true",
@@ -232,6 +243,30 @@ class _RandomWeightsNotice(logging.Filter):
         logging.getLogger().removeFilter(self)
 
 
+def fill_languages(texts: list[str], given: list[str], candidates: str | None) -> list[str]:
+    """``given``, with the empty entries identified from the texts (a note on stderr says how
+    many and which languages were found)."""
+    missing = [i for i, language in enumerate(given) if not language]
+    if not missing:
+        return given
+    from xcm_debias.encoders._rows import languages_of
+
+    wanted = None if candidates is None else [c.strip() for c in candidates.split(",") if c.strip()]
+    try:
+        filled = languages_of(texts, given, wanted).tolist()
+    except ImportError as exc:
+        raise CLIError(f"CAPTIONS: {len(missing)} caption(s) without a language: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"--candidate-languages: {exc}") from None
+    counts = Counter(filled[i] for i in missing)
+    print(
+        f"xcm-debias encode: identified the language of {len(missing)} caption(s) from their "
+        f"text: {', '.join(f'{lang} {n}' for lang, n in sorted(counts.items()))}",
+        file=sys.stderr,
+    )
+    return filled
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -241,6 +276,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix not in (".npz", ".parquet"):
         raise CLIError(f"--out: expected a .npz or .parquet file, got {args.out!r}")
     captions = read_captions(args)
+    languages = fill_languages(captions.text, captions.language, args.candidate_languages)
     folder = Path(args.images)
     relative, items, cultures = find_images(folder, captions, args.culture_from_folder)
     encoder = load_encoder(args)
@@ -253,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
     )
     texts = encoder.encode_texts(
         captions.text,
-        captions.language,
+        languages,
         item=captions.item,
         id=[f"text:{i}" for i in range(len(captions.text))],
         extra={"image": np.asarray(captions.image or [""] * len(captions.text), dtype=np.str_)},

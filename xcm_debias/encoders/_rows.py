@@ -1,4 +1,5 @@
-"""Labelled rows shared by the encoders: label checks and the texts -> EmbeddingSet plumbing."""
+"""Labelled rows shared by the encoders: label checks, languages identified where none is given,
+and the texts -> EmbeddingSet plumbing."""
 
 from __future__ import annotations
 
@@ -11,6 +12,27 @@ from xcm_debias._validation import as_label_array
 from xcm_debias.data import EmbeddingSet
 
 Labels = Sequence[object] | np.ndarray | None
+
+
+def languages_of(
+    texts: list[str], language: str | Labels, candidates: Sequence[str] | None
+) -> np.ndarray:
+    """The language of each of the checked ``texts``: as given (one code, or one per text), and
+    identified from the text (``xcm_debias.langid.identify_languages(texts, candidates)``, the
+    ``langid`` extra) where none is given: ``language=None``, or ``""``/``None`` entries."""
+    n = len(texts)
+    given = (
+        np.full(n, "", dtype="<U1") if language is None else as_label_array(language, "language", n)
+    )
+    missing = np.flatnonzero(given == "")
+    if len(missing) == 0:
+        return given
+    from xcm_debias.langid import identify_languages
+
+    found = identify_languages([texts[i] for i in missing.tolist()], candidates)
+    out = given.astype(object)
+    out[missing] = found
+    return out.astype(np.str_)
 
 
 def check_labels(n: int, **labels: object) -> None:

@@ -39,9 +39,10 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from xcm_debias._validation import as_label_array, check_positive_int
+from xcm_debias._validation import as_label_array, check_positive_int, check_texts
 from xcm_debias.data import EmbeddingSet
-from xcm_debias.encoders._rows import check_labels, text_rows
+from xcm_debias.encoders._rows import check_labels, languages_of, text_rows
+from xcm_debias.language_codes import language_key
 
 ImageInput = Image.Image | str | os.PathLike
 
@@ -278,21 +279,26 @@ class OpenCLIPEncoder:
     def encode_texts(
         self,
         texts: Sequence[str],
-        language: str | Sequence[str],
+        language: str | Sequence[str] | None = None,
         *,
         item: Sequence[object] | np.ndarray | None = None,
         id: Sequence[object] | np.ndarray | None = None,  # noqa: A002 - EmbeddingSet label name
         culture: str | Sequence[object] | np.ndarray | None = None,
         extra: Mapping[str, Sequence[object] | np.ndarray] | None = None,
+        candidate_languages: Sequence[str] | None = None,
     ) -> EmbeddingSet:
         """Text rows of ``texts`` with their ``language`` (BCP-47, one code or one per text).
 
+        Where no language is given (``language=None``, or ``""`` entries) it is identified from
+        the text by ``xcm_debias.langid.identify_languages`` (the ``langid`` extra), among
+        ``candidate_languages`` when given (e.g. the calibration set's languages: more
+        accurate); language-aware tokenizers then tokenise under the identified language.
         ``item`` (the item each caption describes), ``id``, ``culture`` and ``extra`` are passed
         to :class:`EmbeddingSet`; the texts themselves are kept in the extra column ``caption``
         (as ``USEEncoder`` does).
         """
         texts = _check_texts(texts)
-        languages = _check_language(language, len(texts))
+        languages = languages_of(texts, language, candidate_languages)
         return text_rows(
             lambda: self.embed_texts(texts, languages),
             texts,
@@ -310,7 +316,12 @@ class OpenCLIPEncoder:
             return [(None, np.arange(len(language)))]
         groups = []
         for lang in sorted(set(language.tolist())):
-            code = self.tokenizer_languages.get(lang, lang if _FLORES_CODE.match(lang) else None)
+            code = self.tokenizer_languages.get(
+                lang,
+                self.tokenizer_languages.get(
+                    language_key(lang), lang if _FLORES_CODE.match(lang) else None
+                ),
+            )
             if code is None:
                 raise ValueError(
                     f"language: {self.model_name!r} tokenises with a source language, but "
@@ -380,13 +391,7 @@ def _as_list(values: object, name: str) -> list:
 
 
 def _check_texts(texts: object) -> list[str]:
-    texts = _as_list(texts, "texts")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{i}]: expected a string, got {type(text).__name__}")
-        if not text.strip():
-            raise ValueError(f"texts[{i}]: expected a non-empty string, got {text!r}")
-    return texts
+    return check_texts(_as_list(texts, "texts"))
 
 
 def _check_language(language: object, n: int) -> np.ndarray:

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from xcm_debias._validation import as_label_array, check_positive_int
 from xcm_debias.data import EmbeddingSet
-from xcm_debias.encoders._rows import text_rows
+from xcm_debias.encoders._rows import languages_of, text_rows
+from xcm_debias.language_codes import language_key
 
 #: the languages USE-m3 was trained on (BCP-47 codes)
 USE_LANGUAGES: tuple[str, ...] = (
@@ -34,8 +35,9 @@ EMBEDDING_DIM = 512
 
 
 def is_use_language(language: str) -> bool:
-    """True when USE-m3 was trained on ``language`` (its primary subtag, or ``zh-tw``)."""
-    code = str(language).lower().replace("_", "-")
+    """True when USE-m3 was trained on ``language`` (its primary subtag, or ``zh-tw``), in any
+    spelling of the code (``"EN"``, ``"eng"``, ``"de_DE"``: ``language_codes.language_key``)."""
+    code = language_key(str(language))
     return code in USE_LANGUAGES or code.split("-")[0] in USE_LANGUAGES
 
 
@@ -104,20 +106,24 @@ class USEEncoder:
     def encode_texts(
         self,
         texts: Sequence[str],
-        language: str | Sequence[str],
+        language: str | Sequence[str] | None = None,
         *,
         item: Sequence[object] | np.ndarray | None = None,
         id: Sequence[object] | np.ndarray | None = None,  # noqa: A002 - EmbeddingSet label name
         culture: str | Sequence[object] | np.ndarray | None = None,
         extra: Mapping[str, Sequence[object] | np.ndarray] | None = None,
+        candidate_languages: Sequence[str] | None = None,
     ) -> EmbeddingSet:
         """Text rows of ``texts`` with their ``language`` (one code, or one per text).
 
-        ``item``, ``id``, ``culture`` and ``extra`` are passed to :class:`EmbeddingSet`; the
-        texts themselves are kept in the extra column ``caption``.
+        Where no language is given (``language=None``, or ``""`` entries) it is identified from
+        the text by ``xcm_debias.langid.identify_languages`` (the ``langid`` extra), among
+        ``candidate_languages`` when given (e.g. the calibration set's languages: more
+        accurate). ``item``, ``id``, ``culture`` and ``extra`` are passed to
+        :class:`EmbeddingSet`; the texts themselves are kept in the extra column ``caption``.
         """
         texts = _check_texts(texts)
-        languages = _check_languages(language, len(texts))
+        languages = languages_of(texts, language, candidate_languages)
         return text_rows(
             lambda: self.embed_texts(texts),
             texts,

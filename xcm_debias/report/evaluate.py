@@ -27,6 +27,7 @@ import numpy as np
 
 from xcm_debias._validation import check_positive_int
 from xcm_debias.data import EmbeddingSet
+from xcm_debias.language_codes import language_key
 from xcm_debias.metrics import (
     antihub_share,
     average_precision_at_k,
@@ -219,6 +220,7 @@ def _culture_of_language(
             )
         # a language absent from the texts has no queries; a culture no image carries has no
         # chance level: either way the language gets no own-culture keys (config shows the map)
+        lang = language_key(lang)  # matched as the texts' language labels are ("EN" is "en")
         if lang in languages and culture in cultures:
             resolved[lang] = culture
     return resolved
@@ -231,13 +233,14 @@ def _low_resource(low_resource: Sequence[str] | None, languages: list[str]) -> l
         raise TypeError(
             f"low_resource: expected a sequence of language codes, got {type(low_resource).__name__}"
         )
-    unknown = sorted(set(low_resource) - set(languages))
+    keys = {language_key(lang) if isinstance(lang, str) else lang for lang in low_resource}
+    unknown = sorted(keys - set(languages), key=str)
     if not low_resource or unknown:
         raise ValueError(
             f"low_resource: expected languages of the corpus's texts {languages}, got "
             f"{list(low_resource)} ({'empty' if not low_resource else f'unknown: {unknown}'})"
         )
-    return sorted(set(low_resource))
+    return sorted(keys)
 
 
 def _decorrelated(
