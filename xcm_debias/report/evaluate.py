@@ -63,6 +63,7 @@ from xcm_debias.metrics import (
 )
 from xcm_debias.metrics.ranks import check_ranking, check_retriever
 from xcm_debias.report.bias_report import BiasReport
+from xcm_debias.report.registry import implements
 from xcm_debias.retrieval import Retriever
 
 Metrics = dict[str, float]
@@ -87,6 +88,7 @@ class _Direction:
         return int((~self.kept).sum())
 
 
+@implements("evaluate")
 def evaluate_report(
     retriever: Retriever,
     corpus: EmbeddingSet,

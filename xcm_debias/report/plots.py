@@ -14,7 +14,7 @@ figure                     data
 =========================  ===============================================================
 
 A figure whose data is absent from both reports is not drawn; :func:`missing_reason` says
-which keys it needed.
+which keys it needed. matplotlib is imported when a figure is drawn, not with the package.
 """
 
 from __future__ import annotations
@@ -25,15 +25,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from xcm_debias.report import families
 from xcm_debias.report.bias_report import BiasReport
+from xcm_debias.report.registry import implements
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 COLORS = ("#9aa5b1", "#1f6fb4")  # before (grey), after (blue); a single report is blue
 RECALL_BASE = "t2i/recall@1"
@@ -131,6 +132,8 @@ def _draw_recall(fig: Figure, sides: Sides) -> None:
 
 
 def _draw_heatmap(fig: Figure, sides: Sides) -> None:
+    from matplotlib.patches import Rectangle
+
     cells = [_matrix(r, SHARE_BASE) for _, r in sides]
     reports = [r for _, r in sides]
     rows = _order({row for c in cells for row, _ in c}, reports, "languages")
@@ -176,6 +179,8 @@ def _draw_heatmap(fig: Figure, sides: Sides) -> None:
 
 
 def _draw_k_occurrence(fig: Figure, sides: Sides) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     tasks = [t for t in ("t2i", "i2t") if any(t in k_occurrence_keys(r) for _, r in sides)]
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
     for ax, task in zip(axes, tasks, strict=True):
@@ -336,6 +341,9 @@ def render_png(
     specs = {spec.name: spec for spec in available(before, after)}
     if name not in specs:
         raise ValueError(f"name: expected a figure with data, one of {sorted(specs)}, got {name!r}")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     spec = specs[name]
     sides = [(label, r) for label, r in _sides(before, after, labels) if spec.available(r)]
     fig = Figure(figsize=spec.size(sides), dpi=100, layout="constrained")
@@ -346,6 +354,7 @@ def render_png(
     return buffer.getvalue()
 
 
+@implements("plots")
 def save_plots(
     folder: str | Path,
     before: BiasReport,

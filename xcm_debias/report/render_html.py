@@ -20,6 +20,7 @@ from xcm_debias.report.document import (
     build_document,
 )
 from xcm_debias.report.plots import render_png
+from xcm_debias.report.registry import implements
 
 CSS = """
 body { font: 14px/1.45 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
@@ -113,6 +114,7 @@ def format_blocks(blocks: list[Block], images: dict[str, bytes]) -> str:
     )
 
 
+@implements("html")
 def render_html(
     before: BiasReport,
     after: BiasReport | None = None,

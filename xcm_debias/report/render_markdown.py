@@ -13,6 +13,7 @@ from xcm_debias.report.document import (
     Table,
     build_document,
 )
+from xcm_debias.report.registry import implements
 
 
 def _escape(text: str) -> str:
@@ -54,6 +55,7 @@ def format_blocks(blocks: list[Block], figure_dir: str | None = None) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+@implements("markdown")
 def render_markdown(
     before: BiasReport,
     after: BiasReport | None = None,

@@ -14,6 +14,7 @@ from xcm_debias.report.document import (
     Table,
     build_document,
 )
+from xcm_debias.report.registry import implements
 
 WIDTH = 100
 
@@ -59,6 +60,7 @@ def format_blocks(blocks: list[Block]) -> str:
     return text + "\n"
 
 
+@implements("text")
 def render_text(
     before: BiasReport,
     after: BiasReport | None = None,
