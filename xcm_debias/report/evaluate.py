@@ -26,10 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from xcm_debias._validation import check_positive_int
+from xcm_debias.config_spec import pipeline_spec
 from xcm_debias.data import EmbeddingSet
+from xcm_debias.debiased import Debiased
 from xcm_debias.metrics import (
     antihub_share,
     average_precision_at_k,
+    bootstrap_se,
     by_outcome,
     decorrelated_by_objects,
     faithfulness_loss,
@@ -41,6 +44,7 @@ from xcm_debias.metrics import (
     k_occurrence,
     language_share_at_k,
     lbkl_at_k,
+    mean_se,
     modality_gap,
     mrv,
     mrv_var,
@@ -57,6 +61,7 @@ from xcm_debias.metrics import (
     robin_hood_index,
     skewness,
     spread,
+    stratified_mean_se,
     subset_ranks_from_topk,
     total_variation,
     unfaithful_top1_share,
@@ -64,6 +69,7 @@ from xcm_debias.metrics import (
 from xcm_debias.metrics.ranks import check_ranking, check_retriever
 from xcm_debias.report.bias_report import BiasReport
 from xcm_debias.report.registry import implements
+from xcm_debias.report.render_json import jsonable
 from xcm_debias.retrieval import Retriever
 
 Metrics = dict[str, float]
@@ -145,14 +151,23 @@ def evaluate_report(
         has_groups = bool((groups != "").any())
         metrics.update(_retrieval(direction, k, groups if has_groups else None, group_name))
         metrics.update(_hubness(direction, k))
+    uncertainty = _query_means_se(t2i, k) | _query_means_se(i2t, k) | _hubness_se(t2i, i2t, k)
     if languages:
-        metrics.update(_mrv_t2i(t2i))
-        metrics.update(_mrv_i2t(retriever, i2t))
+        for name, rows in (
+            ("t2i", (t2i.ranks, t2i.queries.item, t2i.queries.language)),
+            ("i2t", _i2t_language_ranks(retriever, i2t)),
+        ):
+            mrv_metrics, mrv_se = _mrv(name, rows)
+            metrics.update(mrv_metrics)
+            uncertainty.update(mrv_se)
         metrics.update(_language_share(i2t, k, low))
+        uncertainty.update(_language_tv_se(i2t, k))
         if cultures:
             metrics.update(_culture_share(t2i))
     if own_map:
-        metrics.update(_own_culture(t2i, own_map))
+        own_rows = _own_culture_rows(t2i, own_map)
+        metrics.update(_own_culture(t2i, own_rows))
+        uncertainty.update(_own_culture_se(own_rows))
     odmap_config = None
     if decorrelated is not None:
         metrics.update(_odmap(t2i, i2t, k, decorrelated[~is_image], decorrelated[is_image]))
@@ -174,6 +189,7 @@ def evaluate_report(
     config = {
         "k": k,
         "retriever": repr(retriever),
+        "pipeline": pipeline_spec(retriever) if isinstance(retriever, Debiased) else None,
         "n_images": len(images),
         "n_texts": len(texts),
         "n_t2i_queries": len(t2i.queries),
@@ -187,7 +203,15 @@ def evaluate_report(
         "odmap": odmap_config,
         "modality_gap_space": gap_space,
     }
-    return BiasReport(metrics=metrics, details=details, config=config)
+    selection = getattr(retriever, "selection_", None)
+    provenance = {} if selection is None else {"selection": _plain(selection, "selection_")}
+    return BiasReport(
+        metrics=metrics,
+        details=details,
+        config=config,
+        uncertainty={key: se for key, se in uncertainty.items() if np.isfinite(se)},
+        provenance=provenance,
+    )
 
 
 # ------------------------------------------------------------------ validation
@@ -380,22 +404,40 @@ def _culture_share(t2i: _Direction) -> Metrics:
     }
 
 
-def _own_culture(t2i: _Direction, own_map: dict[str, str]) -> Metrics:
-    """Tugging (t2i): own-culture@1 per language against chance; excess; hits and misses."""
+@dataclass(frozen=True)
+class _OwnCultureRows:
+    """The t2i queries whose language has an own culture: language, own-culture top-1, chance."""
+
+    language: np.ndarray
+    is_own: np.ndarray
+    chance: np.ndarray
+    hit: np.ndarray  # the top-1 image is relevant
+
+
+def _own_culture_rows(t2i: _Direction, own_map: dict[str, str]) -> _OwnCultureRows | None:
     lang = t2i.queries.language
     own = np.array([own_map.get(value, "") for value in lang.tolist()], dtype=np.str_)
     mask = own != ""
     if not mask.any():
-        return {}
-    lang, own = lang[mask], own[mask]
+        return None
+    own = own[mask]
     top1 = t2i.gallery.culture[t2i.indices[mask, 0]]
-    is_own = own_culture_at_1(top1, own)
     chance_q = own_culture_chance(
         t2i.queries.item[mask], own, t2i.gallery.item, t2i.gallery.culture
     )
+    return _OwnCultureRows(
+        lang[mask], own_culture_at_1(top1, own), chance_q, t2i.relevance[mask, 0]
+    )
+
+
+def _own_culture(t2i: _Direction, rows: _OwnCultureRows | None) -> Metrics:
+    """Tugging (t2i): own-culture@1 per language against chance; excess; hits and misses."""
+    if rows is None:
+        return {}
+    lang, is_own, chance_q = rows.language, rows.is_own, rows.chance
     own_by_lang = group_mean(is_own, lang)
     chance_by_lang = group_mean(chance_q, lang)
-    hits, misses = by_outcome(is_own, lang, t2i.relevance[mask, 0])
+    hits, misses = by_outcome(is_own, lang, rows.hit)
     out: Metrics = {
         "t2i/own_culture@1": float(is_own.mean()),
         "t2i/own_culture_chance": float(chance_q.mean()),
@@ -412,20 +454,32 @@ def _own_culture(t2i: _Direction, own_map: dict[str, str]) -> Metrics:
     return out
 
 
-def _mrv_t2i(t2i: _Direction) -> Metrics:
-    """MRV over items: the spread across caption languages of the first relevant image's rank."""
-    queries = t2i.queries
-    if not rank_spread_per_group(t2i.ranks, queries.item, queries.language):
-        return {}
-    return {
-        "t2i/mrv": mrv(t2i.ranks, queries.item, queries.language),
-        "t2i/mrv_var": mrv_var(t2i.ranks, queries.item, queries.language),
+def _mrv(
+    name: str, rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+) -> tuple[Metrics, Metrics]:
+    """MRV from (rank, group, language) rows, and the SE of ``mrv`` (a mean over groups).
+
+    t2i: the groups are items and the rank is the first relevant image's, for each caption
+    language. i2t: the groups are the image queries and the rank is that of the right caption
+    among the captions of one language (:func:`_i2t_language_ranks`)."""
+    if rows is None:
+        return {}, {}
+    ranks, groups, languages = rows
+    spreads = rank_spread_per_group(ranks, groups, languages)
+    if not spreads:
+        return {}, {}
+    metrics = {
+        f"{name}/mrv": mrv(ranks, groups, languages),
+        f"{name}/mrv_var": mrv_var(ranks, groups, languages),
     }
+    return metrics, {f"{name}/mrv": mean_se(list(spreads.values()))}
 
 
-def _mrv_i2t(retriever: Retriever, i2t: _Direction) -> Metrics:
-    """MRV over image queries: per language l, the rank of the right caption among the
-    language-l captions only; spread across languages.
+def _i2t_language_ranks(
+    retriever: Retriever, i2t: _Direction
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Per image query and language l: the rank of the right caption among the language-l
+    captions only.
 
     Read off the i2t top-k where the right language-l caption is in it (exact: every
     language-l caption ahead of it is in the top k too); the other queries are ranked on the
@@ -449,15 +503,67 @@ def _mrv_i2t(retriever: Retriever, i2t: _Direction) -> Metrics:
         groups.append(i2t.queries.id[answerable])
         languages.append(np.full(int(answerable.sum()), lang))
     if not ranks:
-        return {}
-    all_ranks, all_groups = np.concatenate(ranks), np.concatenate(groups)
-    all_languages = np.concatenate(languages)
-    if not rank_spread_per_group(all_ranks, all_groups, all_languages):
+        return None
+    return np.concatenate(ranks), np.concatenate(groups), np.concatenate(languages)
+
+
+# ---------------------------------------------------------------- uncertainty
+def _query_means_se(d: _Direction, k: int) -> Metrics:
+    """SE of recall@{1,5,k}, MRR and mAP@k: each a mean over the direction's queries."""
+    per_query = {f"recall@{c}": recall_at_k(d.ranks, c) for c in sorted({1, 5, k})}
+    per_query["mrr"] = reciprocal_rank(d.ranks)
+    per_query[f"map@{k}"] = average_precision_at_k(d.relevance, d.n_relevant, k)
+    return {f"{d.name}/{key}": mean_se(values) for key, values in per_query.items()}
+
+
+def _hubness_se(t2i: _Direction, i2t: _Direction, k: int) -> Metrics:
+    """Bootstrap SE of the skewness of N_k over the queries (their top-k lists resampled)."""
+    out = {}
+    for d in (t2i, i2t):
+        n_gallery = len(d.gallery)
+        out[f"{d.name}/hubness_skew@{k}"] = bootstrap_se(
+            lambda rows, d=d, n=n_gallery: skewness(k_occurrence(d.indices[rows], n)),
+            len(d.queries),
+        )
+    return out
+
+
+def _language_tv_se(i2t: _Direction, k: int) -> Metrics:
+    """Bootstrap SE of language TV@{1,k} over the image queries (the gallery share is fixed)."""
+    retrieved = i2t.gallery.language[i2t.indices]
+    gallery = gallery_language_share(i2t.gallery.language)
+
+    def tv(rows: np.ndarray, cut: int) -> float:
+        return total_variation(language_share_at_k(retrieved[rows], cut), gallery)
+
+    return {
+        f"i2t/language_tv@{cut}": bootstrap_se(lambda rows, c=cut: tv(rows, c), len(i2t.queries))
+        for cut in sorted({1, k})
+    }
+
+
+def _own_culture_se(rows: _OwnCultureRows | None) -> Metrics:
+    """SE of own-culture@1 (a share of queries) and of its excess over chance (a mean over
+    languages of per-language means, queries resampled within their language)."""
+    if rows is None:
         return {}
     return {
-        "i2t/mrv": mrv(all_ranks, all_groups, all_languages),
-        "i2t/mrv_var": mrv_var(all_ranks, all_groups, all_languages),
+        "t2i/own_culture@1": mean_se(rows.is_own),
+        "t2i/own_culture_excess@1": stratified_mean_se(rows.is_own - rows.chance, rows.language),
     }
+
+
+def _plain(value: object, name: str) -> dict[str, object]:
+    """``value.to_dict()`` (or a mapping itself) as plain JSON data: lists, numbers, strings,
+    ``None`` for NaN."""
+    to_dict = getattr(value, "to_dict", None)
+    data = to_dict() if callable(to_dict) else value
+    if not isinstance(data, Mapping):
+        raise TypeError(
+            f"retriever.{name}: expected an object whose to_dict() returns a mapping, got "
+            f"{type(data).__name__}"
+        )
+    return {str(key): jsonable(item) for key, item in data.items()}
 
 
 def _odmap(
