@@ -84,10 +84,27 @@ class Comparison:
         if b is None or a is None:
             return MetricDelta(key, _float(b), _float(a), None, families.MISSING)
         b, a = float(b), float(a)
+        return MetricDelta(key, b, a, a - b, self._verdict(key, b, a, None))
+
+    def _verdict(self, key: str, b: float, a: float, noise: float | None) -> str:
         ref = families.reference_key(key)
         b_ref = None if ref is None else _float(self.before.metrics.get(ref))
         a_ref = None if ref is None else _float(self.after.metrics.get(ref))
-        return MetricDelta(key, b, a, a - b, families.verdict(key, b, a, b_ref, a_ref))
+        return families.verdict(key, b, a, b_ref, a_ref, noise=noise)
+
+    def noise(self, key: str) -> float | None:
+        """The gain a change of ``key`` must exceed to count: ``NOISE_Z · √(SE_before² +
+        SE_after²)`` from the reports' ``uncertainty``; ``None`` unless both have an SE."""
+        return families.noise_of(self.before.uncertainty.get(key), self.after.uncertainty.get(key))
+
+    def noise_verdict(self, key: str) -> str:
+        """:attr:`MetricDelta.verdict` of ``key``, except that a change no larger than its
+        :meth:`noise` is ``"within noise"``."""
+        entry = self[key]
+        noise = self.noise(key)
+        if noise is None or entry.delta is None:
+            return entry.verdict
+        return self._verdict(key, float(entry.before), float(entry.after), noise)
 
     def __getitem__(self, key: str) -> MetricDelta:
         if key not in self._entries:

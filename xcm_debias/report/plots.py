@@ -11,6 +11,8 @@ figure                     data
                            gallery, log count, before/after overlaid
 ``language_share``         ``i2t/language_share@1/lang=<l>`` bars against the gallery's share
                            ``i2t/gallery_language_share/lang=<l>``
+``selection_tradeoff``     ``provenance["selection"]``: the recall guard's candidates, bias
+                           against recall@1 (:mod:`xcm_debias.report.selection`)
 =========================  ===============================================================
 
 A figure whose data is absent from both reports is not drawn; :func:`missing_reason` says
@@ -29,8 +31,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from xcm_debias.report import families
+from xcm_debias.report import families, selection
 from xcm_debias.report.bias_report import BiasReport
+from xcm_debias.report.blocks import Sides
 from xcm_debias.report.registry import implements
 
 if TYPE_CHECKING:
@@ -43,8 +46,6 @@ CHANCE_BASE = "t2i/own_culture_chance"
 LANGUAGE_SHARE_BASE = "i2t/language_share@1"
 GALLERY_SHARE_BASE = "i2t/gallery_language_share"
 _K_OCCURRENCE = re.compile(r"(t2i|i2t)/k_occurrence@(\d+)")
-
-Sides = list[tuple[str, BiasReport]]
 
 
 def _by_group(report: BiasReport, base: str, qualifier: str) -> dict[str, float]:
@@ -312,6 +313,18 @@ FIGURES: tuple[FigureSpec, ...] = (
         lambda report: bool(k_occurrence_keys(report)),
         _draw_k_occurrence,
         lambda sides: (11.0, 3.6),
+    ),
+    FigureSpec(
+        "selection_tradeoff",
+        selection.KEY,
+        "The recall guard's candidates, scored out-of-fold on the calibration data: language "
+        "TV@1 against image→text recall@1 (left) and own-culture excess@1 against text→image "
+        "recall@1 (right). Filled dots passed the guard, crosses did not; the circled one was "
+        "chosen. Down and to the right is better.",
+        "provenance['selection'] candidates with recall@1 and a bias metric",
+        selection.has_tradeoff,
+        selection.draw_tradeoff,
+        lambda sides: (11.0, 4.4),
     ),
 )
 FIGURE_NAMES = tuple(spec.name for spec in FIGURES)
