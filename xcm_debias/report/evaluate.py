@@ -151,7 +151,14 @@ def evaluate_report(
         has_groups = bool((groups != "").any())
         metrics.update(_retrieval(direction, k, groups if has_groups else None, group_name))
         metrics.update(_hubness(direction, k))
-    uncertainty = _query_means_se(t2i, k) | _query_means_se(i2t, k) | _hubness_se(t2i, i2t, k)
+    uncertainty = _hubness_se(t2i, i2t, k)
+    for direction, group_label, group_name in (
+        (t2i, "language", "lang"),
+        (i2t, "culture", "culture"),
+    ):
+        uncertainty.update(
+            _query_means_se(direction, k, direction.queries.label(group_label), group_name)
+        )
     if languages:
         for name, rows in (
             ("t2i", (t2i.ranks, t2i.queries.item, t2i.queries.language)),
@@ -508,12 +515,26 @@ def _i2t_language_ranks(
 
 
 # ---------------------------------------------------------------- uncertainty
-def _query_means_se(d: _Direction, k: int) -> Metrics:
-    """SE of recall@{1,5,k}, MRR and mAP@k: each a mean over the direction's queries."""
+def _query_means_se(d: _Direction, k: int, groups: np.ndarray, group_name: str) -> Metrics:
+    """SE of recall@{1,5,k}, MRR and mAP@k, each a mean over the direction's queries, overall
+    and per group (query language for t2i, query-image culture for i2t)."""
     per_query = {f"recall@{c}": recall_at_k(d.ranks, c) for c in sorted({1, 5, k})}
     per_query["mrr"] = reciprocal_rank(d.ranks)
     per_query[f"map@{k}"] = average_precision_at_k(d.relevance, d.n_relevant, k)
-    return {f"{d.name}/{key}": mean_se(values) for key, values in per_query.items()}
+    out = {}
+    for key, values in per_query.items():
+        out[f"{d.name}/{key}"] = mean_se(values)
+        out.update(_group_se(values, groups, f"{d.name}/{key}", group_name))
+    return out
+
+
+def _group_se(values: np.ndarray, groups: np.ndarray, base: str, group_name: str) -> Metrics:
+    """SE of the mean of ``values`` within each non-empty group: ``<base>/<group_name>=<g>``."""
+    return {
+        f"{base}/{group_name}={group}": mean_se(values[groups == group])
+        for group in np.unique(groups).tolist()
+        if group != ""
+    }
 
 
 def _hubness_se(t2i: _Direction, i2t: _Direction, k: int) -> Metrics:
@@ -536,10 +557,13 @@ def _language_tv_se(i2t: _Direction, k: int) -> Metrics:
     def tv(rows: np.ndarray, cut: int) -> float:
         return total_variation(language_share_at_k(retrieved[rows], cut), gallery)
 
-    return {
+    out = {
         f"i2t/language_tv@{cut}": bootstrap_se(lambda rows, c=cut: tv(rows, c), len(i2t.queries))
         for cut in sorted({1, k})
     }
+    for lang in gallery:  # the share of top-1 captions in a language: a binomial share
+        out[f"i2t/language_share@1/lang={lang}"] = mean_se(retrieved[:, 0] == lang)
+    return out
 
 
 def _own_culture_se(rows: _OwnCultureRows | None) -> Metrics:
@@ -547,9 +571,12 @@ def _own_culture_se(rows: _OwnCultureRows | None) -> Metrics:
     languages of per-language means, queries resampled within their language)."""
     if rows is None:
         return {}
+    excess = rows.is_own - rows.chance
     return {
         "t2i/own_culture@1": mean_se(rows.is_own),
-        "t2i/own_culture_excess@1": stratified_mean_se(rows.is_own - rows.chance, rows.language),
+        "t2i/own_culture_excess@1": stratified_mean_se(excess, rows.language),
+        **_group_se(rows.is_own.astype(np.float64), rows.language, "t2i/own_culture@1", "lang"),
+        **_group_se(excess, rows.language, "t2i/own_culture_excess@1", "lang"),
     }
 
 

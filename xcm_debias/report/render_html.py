@@ -45,6 +45,7 @@ td.own { font-weight: 700; outline: 2px solid #d62728; outline-offset: -2px; }
 td.strong { font-weight: 700; }
 td.code { white-space: normal; text-align: left; max-width: 380px; word-break: break-word;
           font: 11.5px/1.35 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+td.name { text-align: left; }
 td a { color: #1f6fb4; text-decoration: none; }
 p.meta:target { background: #fff6d6; }
 figure { margin: 8px 0 20px; }
@@ -59,7 +60,8 @@ def _cell(cell: Cell, tag: str, first: bool) -> str:
         classes.append(cell.verdict)
     if cell.verdict == families.WITHIN_NOISE:
         classes.append("noise")
-    for flag, name in ((cell.own, "own"), (cell.strong, "strong"), (cell.code, "code")):
+    flags = ((cell.own, "own"), (cell.strong, "strong"), (cell.code, "code"), (cell.href, "name"))
+    for flag, name in flags:
         if flag:
             classes.append(name)
     attr = f' class="{" ".join(classes)}"' if classes else ""
