@@ -5,12 +5,15 @@ methods, under ``if TYPE_CHECKING:`` — relative or absolute. ``from pkg import
 to the submodule ``pkg.name`` when one exists, else to ``pkg`` itself (its ``__init__``). The
 implicit import of a parent package's ``__init__`` when a submodule loads is not an edge (an
 ``__init__`` that re-exports its submodules would otherwise be a cycle with each of them).
-docs/architecture.md says which layer may import which.
+
+The layer tables of docs/architecture.md are enforced too: every module has a layer, and no
+import goes to a higher layer.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,6 +147,70 @@ def describe(members: list[str], cycle: list[Edge]) -> str:
     return "\n".join(lines)
 
 
+def layer_tables(markdown: str, package: str) -> list[dict[str, int]]:
+    """Each table of ``| layer | name | modules | may import |`` rows: entry -> layer, the
+    entries named as in docs/architecture.md (``data``, ``report/``, ``report/blocks``,
+    ``__init__``) and turned into dotted names (a folder keeps its trailing ``/``)."""
+    tables: list[dict[str, int]] = []
+    current: dict[str, int] | None = None
+    for line in markdown.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| layer | name | modules |"):
+            current = {}
+            tables.append(current)
+        elif current is not None and line.startswith("|") and cells[0].isdigit():
+            for name in re.findall(r"`([^`]+)`", cells[2]):
+                folder = "/" if name.endswith("/") else ""
+                dotted = ".".join([package, *name.rstrip("/").split("/")])
+                current[dotted.removesuffix(".__init__") + folder] = int(cells[0])
+        elif not line.startswith("|"):
+            current = None
+    return tables
+
+
+def layer_of(module: str, table: dict[str, int]) -> int | None:
+    """The module's layer: its own entry, else the innermost folder entry holding it."""
+    if module in table:
+        return table[module]
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        folder = ".".join(parts[:end]) + "/"
+        if folder in table:
+            return table[folder]
+    return None
+
+
+def layer_violations(
+    edges: list[Edge], modules: list[str], tables: list[dict[str, int]]
+) -> list[str]:
+    """Modules without a layer in the first (whole-package) table, and imports that go up a
+    layer in any table whose entries place both ends (later tables refine one folder)."""
+    problems = [
+        f"{module} has no layer in docs/architecture.md"
+        for module in modules
+        if layer_of(module, tables[0]) is None
+    ]
+    for table in tables:
+        inner = table is not tables[0]
+        for src, dst, where in edges:
+            if inner and not (src in table and dst in table):
+                continue
+            low, high = layer_of(src, table), layer_of(dst, table)
+            if low is not None and high is not None and high > low:
+                problems.append(f"{src} (layer {low}) imports {dst} (layer {high}) at {where}")
+    return problems
+
+
+def test_every_import_goes_down_the_layers_of_docs_architecture():
+    tables = layer_tables((ROOT / "docs" / "architecture.md").read_text(encoding="utf-8"), PACKAGE)
+    assert len(tables) == 2 and all(tables)
+    modules = list(module_names(ROOT, PACKAGE))
+    report = [m for m in modules if m.startswith(f"{PACKAGE}.report")]
+    assert sorted(m for m in report if m in tables[1]) == sorted(report), "report/ table"
+    problems = layer_violations(import_edges(ROOT, PACKAGE), modules, tables)
+    assert not problems, "\n".join(problems)
+
+
 def test_the_package_has_no_import_cycle():
     cycles = find_cycles(import_edges(ROOT, PACKAGE))
     assert not cycles, f"{len(cycles)} import cycle(s):\n" + "\n".join(describe(*c) for c in cycles)
@@ -211,3 +278,36 @@ def test_a_layered_package_has_no_cycle(tmp_path):
     edges = import_edges(tmp_path, "pkg")
     assert {(s, d) for s, d, _ in edges} == {("pkg", "pkg.top"), ("pkg.top", "pkg.low")}
     assert find_cycles(edges) == []
+
+
+def test_layer_rules_catch_an_upward_import_and_a_module_without_layer():
+    markdown = "\n".join(
+        [
+            "| layer | name | modules | may import |",
+            "|---|---|---|---|",
+            "| 1 | top | `__init__`, `app/` | all |",
+            "| 0 | base | `core`, `app/low` | nothing |",
+            "",
+            "| layer | name | modules | may import |",
+            "|---|---|---|---|",
+            "| 1 | high | `app/ui` | below |",
+            "| 0 | low | `app/model` | nothing |",
+        ]
+    )
+    tables = layer_tables(markdown, "pkg")
+    assert tables == [
+        {"pkg": 1, "pkg.app/": 1, "pkg.core": 0, "pkg.app.low": 0},
+        {"pkg.app.ui": 1, "pkg.app.model": 0},
+    ]
+    assert layer_of("pkg.app.x", tables[0]) == 1 and layer_of("pkg.app.low", tables[0]) == 0
+    edges = [
+        ("pkg", "pkg.core", "pkg/__init__.py:1"),  # down: fine
+        ("pkg.core", "pkg.app.x", "pkg/core.py:3"),  # up
+        ("pkg.app.model", "pkg.app.ui", "pkg/app/model.py:2"),  # up inside app/
+        ("pkg.app.ui", "pkg.app.model", "pkg/app/ui.py:1"),  # down inside app/
+    ]
+    assert layer_violations(edges, ["pkg", "pkg.core", "pkg.extra"], tables) == [
+        "pkg.extra has no layer in docs/architecture.md",
+        "pkg.core (layer 0) imports pkg.app.x (layer 1) at pkg/core.py:3",
+        "pkg.app.model (layer 0) imports pkg.app.ui (layer 1) at pkg/app/model.py:2",
+    ]
