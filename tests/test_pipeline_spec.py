@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from xcm_debias import Debiased, ExactRetriever
-from xcm_debias.config_spec import parse_spec, pipeline_spec
+from xcm_debias.config_spec import parse_spec
 from xcm_debias.configs import build, list_configs
+from xcm_debias.pipeline_spec import pipeline_spec
 from xcm_debias.processors import LanguageAlignment, LanguageProjection
 from xcm_debias.scoring import GroupBalance, InvertedSoftmax
 

@@ -134,17 +134,23 @@ def test_markdown_and_text_show_the_candidate_table(guarded):
     assert "3 candidate pipelines were scored out-of-fold" in " ".join(text.split())
 
 
-def test_the_scatter_plot_puts_each_candidate_at_its_metrics(guarded, monkeypatch):
+@pytest.fixture
+def seen(monkeypatch) -> list[tuple[list[float], list[float]]]:
+    """The (x, y) of every Axes.scatter call while the test runs."""
     from matplotlib.axes import Axes
 
-    seen: list[tuple[list[float], list[float]]] = []
+    calls: list[tuple[list[float], list[float]]] = []
     original = Axes.scatter
 
     def record(self, x, y, *args, **kwargs):
-        seen.append(([float(v) for v in x], [float(v) for v in y]))
+        calls.append(([float(v) for v in x], [float(v) for v in y]))
         return original(self, x, y, *args, **kwargs)
 
     monkeypatch.setattr(Axes, "scatter", record)
+    return calls
+
+
+def test_the_scatter_plot_puts_each_candidate_at_its_metrics(guarded, seen):
     render_png("selection_tradeoff", guarded)
     # panel 1 (i2t R@1, TV): admissible, rejected, chosen; panel 2 (t2i R@1, excess): same
     assert seen == [
@@ -169,3 +175,59 @@ def test_without_a_selection_the_section_is_absent():
     report = BiasReport.evaluate(ExactRetriever(), hand_corpus())
     assert "How the configuration was chosen" not in report.to_html()
     assert "selection_tradeoff" not in report.to_html()
+
+
+PER_DIRECTION = {
+    "chosen": "align/t2i/balance + align/i2t/none",
+    "max_recall_loss": 0.01,
+    "n_folds": 5,
+    "notes": ["t2i: GroupBalance options dropped: no image cultures"],
+    "candidates": [
+        {
+            "name": "align/t2i/balance",
+            "spec": "LanguageAlignment(); t2i: GroupBalance()",
+            "direction": "t2i",
+            "metrics": {"t2i/recall@1": 0.8, "t2i/own_culture_excess@1": 0.05},
+            "admissible": True,
+            "reasons": [],
+        },
+        {
+            "name": "align/i2t/none",
+            "spec": "LanguageAlignment()",
+            "direction": "i2t",
+            "metrics": {"i2t/recall@1": 0.9, "i2t/language_tv@1": 0.1},
+            "admissible": True,
+            "reasons": [],
+        },
+        {
+            "name": "align/i2t/invsoftmax",
+            "spec": "LanguageAlignment(); i2t: InvertedSoftmax()",
+            "direction": "i2t",
+            "metrics": {"i2t/recall@1": 0.7, "i2t/language_tv@1": 0.02},
+            "admissible": False,
+            "reasons": ["i2t recall@1 overall: loss 0.200 > 0.010"],
+        },
+    ],
+}
+
+
+def test_a_choice_per_direction_marks_each_chosen_candidate():
+    report = BiasReport({"t2i/recall@1": 0.8}, provenance={"selection": PER_DIRECTION})
+    page = _parse(report.to_html())
+    assert ("strong", "★ align/t2i/balance") in page.cells
+    assert ("strong", "★ align/i2t/none") in page.cells
+    assert ("", "align/i2t/invsoftmax") in page.cells and ("", "i2t") in page.cells
+    text = " ".join(str(report).split())
+    assert "t2i: GroupBalance options dropped: no image cultures" in text
+    assert "(each fold's rows scored by stages fitted on the other folds; 5 folds)" in text
+
+
+def test_each_panel_shows_the_candidates_of_its_direction(seen):
+    render_png("selection_tradeoff", BiasReport({}, provenance={"selection": PER_DIRECTION}))
+    assert seen == [
+        ([0.9], [0.1]),  # i2t panel: admissible
+        ([0.7], [0.02]),  # rejected
+        ([0.9], [0.1]),  # chosen
+        ([0.8], [0.05]),  # t2i panel: admissible, chosen
+        ([0.8], [0.05]),
+    ]

@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from xcm_debias.configs import get_config, list_configs
-from xcm_debias.debiased import DIRECTIONS, Debiased
-from xcm_debias.processors import Chain, PostProcessor
+from xcm_debias.debiased import DIRECTIONS
+from xcm_debias.processors import PostProcessor
 from xcm_debias.scoring import ScoreNormalizer
 
 if sys.version_info >= (3, 11):
@@ -299,52 +299,6 @@ def format_spec(config: str | Mapping[str, Any]) -> str:
             parts.append(joined)
     parts += [f"{key}={_format_value(spec[key])}" for key in OPTIONS if key in spec]
     return "; ".join(parts)
-
-
-def pipeline_spec(pipeline: Debiased) -> str:
-    """The chain spec of a ``Debiased``'s stages, each with the parameters that differ from
-    their defaults: its processors (a Chain's steps in order), its score stages (the fitted ones once fitted; one list when both directions hold the
-    same), ``cross_fit`` when set and ``seed`` when not 0. The wrapped retriever is not part
-    of a spec."""
-    if not isinstance(pipeline, Debiased):
-        raise TypeError(f"pipeline: expected a Debiased, got {type(pipeline).__name__}")
-    processors = pipeline.processors
-    if processors is None:
-        steps = []
-    else:
-        steps = list(processors.steps) if isinstance(processors, Chain) else [processors]
-    scoring: Any = pipeline.scorers_ or pipeline.scoring or []
-    if not isinstance(scoring, Mapping):
-        scoring = {d: scoring for d in DIRECTIONS}
-    by_direction = {
-        d: [_stage_config(s) for s in ([stages] if isinstance(stages, ScoreNormalizer) else stages)]
-        for d, stages in scoring.items()
-    }
-    directions = list(by_direction.values())
-    same = len(by_direction) == len(DIRECTIONS) and directions[0] == directions[1]
-    config: dict[str, Any] = {
-        "processors": [_stage_config(step) for step in steps],
-        "scoring": directions[0] if same else by_direction,
-    }
-    if pipeline.cross_fit:
-        config["cross_fit"] = pipeline.cross_fit
-    if pipeline.seed:
-        config["seed"] = pipeline.seed
-    return format_spec(config)
-
-
-def _stage_config(stage: PostProcessor | ScoreNormalizer) -> dict[str, Any]:
-    defaults = {
-        name: p.default
-        for name, p in inspect.signature(type(stage).__init__).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
-    params = {
-        name: value
-        for name, value in stage.get_params().items()
-        if name not in defaults or _format_value(value) != _format_value(defaults[name])
-    }
-    return {"class": type(stage).__name__, "params": params}
 
 
 def _format_stage(stage: Mapping[str, Any]) -> str:

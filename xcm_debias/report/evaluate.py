@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from xcm_debias._validation import check_positive_int
-from xcm_debias.config_spec import pipeline_spec
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.debiased import Debiased
 from xcm_debias.metrics import (
@@ -67,6 +66,7 @@ from xcm_debias.metrics import (
     unfaithful_top1_share,
 )
 from xcm_debias.metrics.ranks import check_ranking, check_retriever
+from xcm_debias.pipeline_spec import pipeline_spec
 from xcm_debias.report.bias_report import BiasReport
 from xcm_debias.report.registry import implements
 from xcm_debias.report.render_json import jsonable

@@ -7,10 +7,13 @@ retriever's ``selection_``::
      "candidates": [{"name": str, "spec": str, "metrics": {key: float, ...},
                      "admissible": bool, "reasons": [str, ...]}, ...]}
 
-(metrics are out-of-fold estimates on the calibration data). The section holds one table (the
-chosen row marked) and the figure ``selection_tradeoff``: language TV against image→text R@1
-and own-culture excess against text→image R@1, admissible candidates filled, rejected ones
-crossed, the chosen one circled.
+(metrics are out-of-fold estimates on the calibration data), optionally with ``n_folds``,
+``notes`` (lines shown under the table) and, per candidate, the ``direction`` its score stages
+act on (``"t2i"``, ``"i2t"`` or ``"both"``). ``chosen`` names one candidate, or one per direction
+joined by ``" + "``. The section holds one table (the chosen rows marked) and the figure
+``selection_tradeoff``: language TV against image→text R@1 and own-culture excess against
+text→image R@1 (each panel shows the candidates of its direction), admissible candidates filled,
+rejected ones crossed, the chosen one circled.
 """
 
 from __future__ import annotations
@@ -48,6 +51,16 @@ def _candidates(selection: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [c for c in selection["candidates"] if isinstance(c, Mapping)]
 
 
+def _chosen(selection: Mapping[str, Any]) -> set[str]:
+    """Names of the chosen candidates: ``chosen`` itself and each of its ``" + "`` parts."""
+    chosen = str(selection.get("chosen", ""))
+    return {chosen, *chosen.split(" + ")}
+
+
+def _in_direction(candidate: Mapping[str, Any], direction: str) -> bool:
+    return candidate.get("direction", "both") in (direction, "both")
+
+
 def _metric(candidate: Mapping[str, Any], key: str) -> float | None:
     metrics = candidate.get("metrics")
     value = metrics.get(key) if isinstance(metrics, Mapping) else None
@@ -72,36 +85,48 @@ def selection_blocks(sides: Sides) -> list[Block]:
         if selection is None:
             continue
         candidates = _candidates(selection)
-        chosen = str(selection.get("chosen", ""))
+        chosen = _chosen(selection)
         loss = selection.get("max_recall_loss")
+        folds = selection.get("n_folds")
         side = f"{label}: " if label else ""
         blocks.append(
             Paragraph(
                 f"{side}{len(candidates)} candidate pipelines were scored out-of-fold on the "
                 f"calibration data (each fold's rows scored by stages fitted on the other "
-                f"folds). A candidate is admissible when it loses at most "
-                f"{fmt(loss) if isinstance(loss, int | float) else loss} recall@1 in either "
-                f"direction; the chosen one is {chosen!r} (★). Figure selection_tradeoff "
-                "plots the same numbers."
+                f"folds{f'; {folds} folds' if isinstance(folds, int) else ''}). A candidate is "
+                f"admissible when it loses at most "
+                f"{fmt(loss) if isinstance(loss, int | float) else loss} recall@1; the chosen "
+                f"configuration is {str(selection.get('chosen', ''))!r} (★). Figure "
+                "selection_tradeoff plots the same numbers."
             )
         )
         columns = _columns(candidates)
+        directions = any("direction" in c for c in candidates)
         rows = []
         for candidate in candidates:
             name = str(candidate.get("name", ""))
-            is_chosen = name == chosen
+            is_chosen = name in chosen
             reasons = candidate.get("reasons") or []
             rows.append(
                 (
                     Cell(("★ " if is_chosen else "") + name, strong=is_chosen),
+                    *((Cell(str(candidate.get("direction", ""))),) if directions else ()),
                     Cell(str(candidate.get("spec", "")) or "(identity)", code=True),
                     *(Cell(fmt(_metric(candidate, key))) for key in columns),
                     Cell("yes" if candidate.get("admissible") else "no"),
                     Cell("; ".join(str(r) for r in reasons), code=True),
                 )
             )
-        header = ("candidate", "spec", *columns, "admissible", "reasons")
+        header = (
+            "candidate",
+            *(("direction",) if directions else ()),
+            "spec",
+            *columns,
+            "admissible",
+            "reasons",
+        )
         blocks.append(Table(f"{side}candidates (out-of-fold on calibration)", header, tuple(rows)))
+        blocks.extend(Paragraph(f"{side}{note}") for note in selection.get("notes") or [])
     return blocks
 
 
@@ -112,11 +137,20 @@ SECTION = ExtraSection(KEY, TITLE, selection_blocks)
 def has_tradeoff(report: BiasReport) -> bool:
     """Does the report's selection hold a candidate with both metrics of a panel?"""
     selection = selection_of(report)
-    return selection is not None and any(
-        _metric(c, x) is not None and _metric(c, y) is not None
-        for c in _candidates(selection)
-        for x, y in PANELS
-    )
+    return selection is not None and any(_points(_candidates(selection), x, y) for x, y in PANELS)
+
+
+def _points(
+    candidates: list[Mapping[str, Any]], x_key: str, y_key: str
+) -> list[tuple[Mapping[str, Any], float, float]]:
+    """(candidate, x, y) for the candidates of the panel's direction that have both values."""
+    direction = y_key.split("/", 1)[0]
+    points = []
+    for candidate in candidates:
+        x, y = _metric(candidate, x_key), _metric(candidate, y_key)
+        if x is not None and y is not None and _in_direction(candidate, direction):
+            points.append((candidate, x, y))
+    return points
 
 
 def draw_tradeoff(fig: Figure, sides: Sides) -> None:
@@ -126,19 +160,11 @@ def draw_tradeoff(fig: Figure, sides: Sides) -> None:
     if selection is None:
         raise ValueError(f"sides: expected a report with a selection record last, got {label!r}")
     candidates = _candidates(selection)
-    chosen = str(selection.get("chosen", ""))
-    panels = [
-        (x, y)
-        for x, y in PANELS
-        if any(_metric(c, x) is not None and _metric(c, y) is not None for c in candidates)
-    ]
+    chosen = _chosen(selection)
+    panels = [(x, y) for x, y in PANELS if _points(candidates, x, y)]
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (x_key, y_key) in zip(axes, panels, strict=True):
-        points = [
-            (c, _metric(c, x_key), _metric(c, y_key))
-            for c in candidates
-            if _metric(c, x_key) is not None and _metric(c, y_key) is not None
-        ]
+        points = _points(candidates, x_key, y_key)
         for admissible, marker, word in ((True, "o", "admissible"), (False, "x", "rejected")):
             group = [(x, y) for c, x, y in points if bool(c.get("admissible")) == admissible]
             if group:
@@ -146,7 +172,7 @@ def draw_tradeoff(fig: Figure, sides: Sides) -> None:
                 ax.scatter(xs, ys, marker=marker, s=36, color=COLORS[word], label=word, zorder=2)
         for candidate, x, y in points:
             name = str(candidate.get("name", ""))
-            if name == chosen:
+            if name in chosen:
                 ax.scatter(
                     [x],
                     [y],
