@@ -16,6 +16,13 @@ own-culture and per-culture keys. ``culture_of_language`` maps a language to its
 (default: the culture whose label equals the language code); a language whose culture no image
 carries (or that has no culture) gets no own-culture keys; ``config["culture_of_language"]``
 holds the map actually used.
+
+Uncertainty. ``uncertainty[key]`` is the standard error of ``metrics[key]`` where one is
+defined (:mod:`xcm_debias.metrics.uncertainty`): of a mean over queries for recall@k, MRR,
+mAP@k (overall and per group), own-culture@1 and language share@1 (the binomial SE for a
+share); of a mean over items or image queries for MRV; of a mean of per-language means for the
+own-culture excess; a bootstrap over queries (200 resamples, seed 0) for language TV@1/@k and
+hubness skew@k. Non-finite SEs are left out.
 """
 
 from __future__ import annotations
@@ -120,8 +127,10 @@ def evaluate_report(
             used when present; otherwise ODmAP keys are omitted.
 
     Returns:
-        A :class:`BiasReport` with flat ``metrics``, ``details`` (k-occurrence lists) and
-        ``config``.
+        A :class:`BiasReport` with flat ``metrics``, ``details`` (k-occurrence lists),
+        ``config``, ``uncertainty`` (standard errors, see the module docstring) and
+        ``provenance`` (``{"selection": retriever.selection_.to_dict()}`` when the retriever
+        has a ``selection_``, e.g. the recall guard's candidates, as plain JSON data).
     """
     check_retriever(retriever)
     if not isinstance(corpus, EmbeddingSet):
