@@ -90,12 +90,15 @@ def test_page_has_the_sections_and_numbers(comparison_page):
     _, page = comparison_page
     assert page.headings["h1"] == ["Bias report: before vs after"]
     assert page.headings["h2"] == [
+        "Headline",
         "Retrieval",
         "Language prevalence (image→text)",
         "Cultural tugging (text→image)",
         "Consistency",
         "Hubness and geometry",
         "Metrics in one report only",
+        "Configuration",
+        "Headline metrics: definitions",
     ]
     assert "text→image, per query language" in page.headings["h3"]
     texts = [text for _, text in page.cells]

@@ -26,7 +26,7 @@ def _cells(line: str) -> list[str]:
 def test_markdown_tables_are_well_formed():
     markdown = before_report().compare(after_report()).to_markdown()
     tables = _tables(markdown)
-    assert len(tables) == 12  # 3 retrieval, 2 prevalence, 4 tugging, 1, 1, 1 missing
+    assert len(tables) == 13  # headline, 3 retrieval, 2 prevalence, 4 tugging, 1, 1, 1 missing
     for table in tables:
         widths = {len(_cells(line)) for line in table}
         assert len(widths) == 1, table
@@ -40,14 +40,17 @@ def test_markdown_headings_and_values():
     headings = [line for line in markdown.splitlines() if line.startswith("#")]
     assert headings == [
         "# Bias report: before vs after",
+        "## Headline",
         "## Retrieval",
         "## Language prevalence (image→text)",
         "## Cultural tugging (text→image)",
         "## Consistency",
         "## Hubness and geometry",
         "## Metrics in one report only",
+        "## Configuration",
+        "## Headline metrics: definitions",
     ]
-    rows = {_cells(line)[0]: _cells(line) for t in _tables(markdown) for line in t}
+    rows = {_cells(line)[0]: _cells(line) for t in _tables(markdown)[1:] for line in t}
     assert rows["t2i/mrv"] == ["t2i/mrv", "2.500", "1.000", "-1.500", "better ✓"]
     assert rows["t2i/own_culture_excess@1"][1:4] == ["0.667", "0.042", "-0.625"]
 

@@ -64,7 +64,7 @@ def test_comparison_str_shows_before_after_delta_and_verdict():
     tugging = text[text.index("Cultural tugging") :]
     assert _row(tugging, "de") == ["de", "1.000 → 0.250 ✓", "0.250 → 0.250"]
     assert "Metrics in one report only" in text
-    assert "45 metrics: 15 better, 4 worse, 2 in one report only" in text
+    assert "All 45 metrics: 15 better, 4 worse (0 of these within noise), 2 in one report" in text
 
 
 keys = st.builds(

@@ -17,6 +17,7 @@ module                 metrics
 ``hubness``            k-occurrence, skewness, anti-hubs, Robin Hood, hub occurrence, null
 ``modality_gap``       distance between image and text centroids
 ``odmap``              ODmAP-style@k on queries that break a training co-occurrence
+``uncertainty``        standard errors: of a mean, of a mean of group means, bootstrap
 =====================  =====================================================================
 """
 
@@ -52,12 +53,14 @@ from xcm_debias.metrics.odmap import decorrelated_by_objects, odmap_at_k
 from xcm_debias.metrics.ranks import first_relevant_ranks, subset_ranks_from_topk
 from xcm_debias.metrics.recall import average_precision_at_k, recall_at_k, reciprocal_rank
 from xcm_debias.metrics.relevance import relevance_at_k, relevant_counts, relevant_pairs
+from xcm_debias.metrics.uncertainty import bootstrap_se, mean_se, stratified_mean_se
 
 __all__ = [
     "GroupSpread",
     "HubnessNull",
     "antihub_share",
     "average_precision_at_k",
+    "bootstrap_se",
     "by_outcome",
     "decorrelated_by_objects",
     "faithfulness_loss",
@@ -69,6 +72,7 @@ __all__ = [
     "k_occurrence",
     "language_share_at_k",
     "lbkl_at_k",
+    "mean_se",
     "modality_gap",
     "mrv",
     "mrv_var",
@@ -86,6 +90,7 @@ __all__ = [
     "robin_hood_index",
     "skewness",
     "spread",
+    "stratified_mean_se",
     "subset_ranks_from_topk",
     "total_variation",
     "unfaithful_top1_share",

@@ -1,17 +1,19 @@
-"""BiasReport: every bias metric of one retriever on one corpus, with stable flat keys."""
+"""BiasReport: every bias metric of one retriever on one corpus, with stable flat keys.
+
+Plain data: the methods that evaluate, compare, render or serialise a report call the
+operations that the modules above register in :mod:`xcm_debias.report.registry`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from xcm_debias.data import EmbeddingSet
+from xcm_debias.report.registry import operation
 from xcm_debias.retrieval import Retriever
-
-if TYPE_CHECKING:
-    from xcm_debias.report.comparison import Comparison
 
 
 @dataclass
@@ -23,11 +25,20 @@ class BiasReport:
             (``t2i/recall@1``, ``i2t/language_tv@1``, ``t2i/own_culture@1/lang=de``...).
         details: arrays behind the plots, as JSON-able lists (``t2i/k_occurrence@10``...).
         config: how the report was made (k, retriever, sizes, languages, cultures).
+        uncertainty: standard error of a metric, for the keys that have one (recall@k, MRR,
+            mAP@k, own-culture@1 and its excess, MRV: analytic SE of a mean over queries,
+            items or languages; language TV@k and hubness skew@k: bootstrap over queries, 200
+            resamples, seed 0). Only finite values are kept.
+        provenance: plain JSON data about how the evaluated retriever came to be, one entry
+            per kind; ``"selection"`` is ``retriever.selection_.to_dict()`` (the recall
+            guard's candidate table) when the retriever has one.
     """
 
     metrics: dict[str, float]
     details: dict[str, list[float]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    uncertainty: dict[str, float] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def evaluate(
@@ -50,9 +61,7 @@ class BiasReport:
         training, for ODmAP@k (else a boolean ``decorrelated`` extra column is used, if any).
         See ``xcm_debias.report.evaluate.evaluate_report``.
         """
-        from xcm_debias.report.evaluate import evaluate_report
-
-        return evaluate_report(
+        return operation("evaluate")(
             retriever,
             corpus,
             k=k,
@@ -64,62 +73,42 @@ class BiasReport:
     # ------------------------------------------------------------ comparison
     def compare(
         self, other: BiasReport, labels: tuple[str, str] = ("before", "after")
-    ) -> Comparison:
+    ) -> Comparison:  # noqa: F821 (built by report/comparison.py, registered as "compare")
         """This report (before) against ``other`` (after): values, ``after − before`` deltas and
         a better/worse verdict per metric (direction table: ``report/families.py``)."""
-        from xcm_debias.report.comparison import Comparison
-
-        return Comparison(self, other, labels)
+        return operation("compare")(self, other, labels)
 
     # ------------------------------------------------------------- rendering
     def __str__(self) -> str:
         """Grouped terminal tables: retrieval, language prevalence, cultural tugging,
         consistency, hubness."""
-        from xcm_debias.report.render_text import render_text
-
-        return render_text(self)
+        return operation("text")(self)
 
     def to_markdown(self, figure_dir: str | None = None) -> str:
         """Markdown tables per section; ``figure_dir`` links the plots of :meth:`save_plots`."""
-        from xcm_debias.report.render_markdown import render_markdown
-
-        return render_markdown(self, figure_dir=figure_dir)
+        return operation("markdown")(self, figure_dir=figure_dir)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able dict (``format``, ``version``, ``metrics``, ``details``, ``config``)."""
-        from xcm_debias.report.render_json import report_to_dict
-
-        return report_to_dict(self)
+        return operation("report_to_dict")(self)
 
     def to_json(self, path: str | Path | None = None) -> str:
         """Strict JSON (NaN as ``null``, ±inf as ``"Infinity"``); written to ``path`` when
         given. :meth:`from_json` reads it back exactly."""
-        from xcm_debias.report.render_json import dumps, write_text
-
-        text = dumps(self.to_dict())
-        if path is not None:
-            write_text(path, text, "path")
-        return text
+        return operation("to_json")(self.to_dict(), path)
 
     @classmethod
     def from_json(cls, source: str | Path) -> BiasReport:
         """Read :meth:`to_json` output: a path, or the JSON text itself."""
-        from xcm_debias.report.render_json import read_json, report_from_dict
-
-        return report_from_dict(read_json(source, "source"), "source")
+        return operation("report_from_json")(source)
 
     def to_html(self, path: str | Path | None = None) -> str:
         """A self-contained HTML page (inline CSS, inline PNG plots, no external resource)."""
-        from xcm_debias.report.render_html import render_html
-        from xcm_debias.report.render_json import write_text
-
-        text = render_html(self)
+        text = operation("html")(self)
         if path is not None:
-            write_text(path, text, "path")
+            operation("write_text")(path, text, "path")
         return text
 
     def save_plots(self, folder: str | Path) -> list[Path]:
         """Write each plot as ``<folder>/<name>.png``; returns the written paths."""
-        from xcm_debias.report.plots import save_plots
-
-        return save_plots(folder, self)
+        return operation("plots")(folder, self)

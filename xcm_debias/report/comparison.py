@@ -5,6 +5,9 @@ report is kept with the other side ``None`` and the verdict ``"missing"`` (never
 Whether a change is *better* depends on the metric family (recall up, language TV down,
 |own-culture excess| down, own-culture share toward its chance level...): the one table that
 says so is :data:`xcm_debias.report.families.FAMILIES`.
+
+Plain data like :class:`BiasReport`: rendering and JSON go through the operations registered in
+:mod:`xcm_debias.report.registry`; this module registers ``compare`` (``BiasReport.compare``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from xcm_debias.report import families
 from xcm_debias.report.bias_report import BiasReport
+from xcm_debias.report.registry import implements, operation
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class MetricDelta:
     verdict: str
 
 
+@implements("compare")
 class Comparison:
     """Before/after view of two reports (``before.compare(after)``).
 
@@ -79,10 +84,27 @@ class Comparison:
         if b is None or a is None:
             return MetricDelta(key, _float(b), _float(a), None, families.MISSING)
         b, a = float(b), float(a)
+        return MetricDelta(key, b, a, a - b, self._verdict(key, b, a, None))
+
+    def _verdict(self, key: str, b: float, a: float, noise: float | None) -> str:
         ref = families.reference_key(key)
         b_ref = None if ref is None else _float(self.before.metrics.get(ref))
         a_ref = None if ref is None else _float(self.after.metrics.get(ref))
-        return MetricDelta(key, b, a, a - b, families.verdict(key, b, a, b_ref, a_ref))
+        return families.verdict(key, b, a, b_ref, a_ref, noise=noise)
+
+    def noise(self, key: str) -> float | None:
+        """The gain a change of ``key`` must exceed to count: ``NOISE_Z · √(SE_before² +
+        SE_after²)`` from the reports' ``uncertainty``; ``None`` unless both have an SE."""
+        return families.noise_of(self.before.uncertainty.get(key), self.after.uncertainty.get(key))
+
+    def noise_verdict(self, key: str) -> str:
+        """:attr:`MetricDelta.verdict` of ``key``, except that a change no larger than its
+        :meth:`noise` is ``"within noise"``."""
+        entry = self[key]
+        noise = self.noise(key)
+        if noise is None or entry.delta is None:
+            return entry.verdict
+        return self._verdict(key, float(entry.before), float(entry.after), noise)
 
     def __getitem__(self, key: str) -> MetricDelta:
         if key not in self._entries:
@@ -128,9 +150,7 @@ class Comparison:
 
     # --------------------------------------------------------------- rendering
     def __str__(self) -> str:
-        from xcm_debias.report.render_text import render_text
-
-        return render_text(self.before, self.after, self.labels)
+        return operation("text")(self.before, self.after, self.labels)
 
     def __repr__(self) -> str:
         counts = {v: len(self.with_verdict(v)) for v in (families.BETTER, families.WORSE)}
@@ -141,48 +161,32 @@ class Comparison:
 
     def to_markdown(self, figure_dir: str | None = None) -> str:
         """Markdown tables per section; ``figure_dir`` links the plots of :meth:`save_plots`."""
-        from xcm_debias.report.render_markdown import render_markdown
-
-        return render_markdown(self.before, self.after, self.labels, figure_dir=figure_dir)
+        return operation("markdown")(self.before, self.after, self.labels, figure_dir=figure_dir)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able dict: ``before``, ``after`` (whole reports), ``delta``, ``verdict``,
         ``missing``."""
-        from xcm_debias.report.render_json import comparison_to_dict
-
-        return comparison_to_dict(self)
+        return operation("comparison_to_dict")(self)
 
     def to_json(self, path: str | Path | None = None) -> str:
         """JSON text of :meth:`to_dict` (NaN as ``null``); written to ``path`` when given."""
-        from xcm_debias.report.render_json import dumps, write_text
-
-        text = dumps(self.to_dict())
-        if path is not None:
-            write_text(path, text, "path")
-        return text
+        return operation("to_json")(self.to_dict(), path)
 
     @classmethod
     def from_json(cls, source: str | Path) -> Comparison:
         """Read :meth:`to_json` output (a path or the JSON text itself)."""
-        from xcm_debias.report.render_json import comparison_from_dict, read_json
-
-        return comparison_from_dict(read_json(source, "source"))
+        return operation("comparison_from_json")(source)
 
     def to_html(self, path: str | Path | None = None) -> str:
         """A self-contained HTML page (inline CSS, inline PNG plots, no external resource)."""
-        from xcm_debias.report.render_html import render_html
-        from xcm_debias.report.render_json import write_text
-
-        text = render_html(self.before, self.after, self.labels)
+        text = operation("html")(self.before, self.after, self.labels)
         if path is not None:
-            write_text(path, text, "path")
+            operation("write_text")(path, text, "path")
         return text
 
     def save_plots(self, folder: str | Path) -> list[Path]:
         """Write each plot as ``<folder>/<name>.png``; returns the written paths."""
-        from xcm_debias.report.plots import save_plots
-
-        return save_plots(folder, self.before, self.after, self.labels)
+        return operation("plots")(folder, self.before, self.after, self.labels)
 
 
 def _float(value: object) -> float | None:

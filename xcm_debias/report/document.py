@@ -1,19 +1,38 @@
-"""The content of a report page as renderer-neutral blocks (headings, tables, figures).
+"""The content of a report page as renderer-neutral blocks (:mod:`xcm_debias.report.blocks`).
 
 The terminal, Markdown and HTML renderers all format the same :func:`build_document` output,
 so the three show the same numbers in the same places. One report: a value per metric. Two
 reports (a comparison): before, after, Δ = after − before and a verdict per metric.
+
+Page order: title and a one-line summary per report (its pipeline as a chain spec); the
+headline (:mod:`xcm_debias.report.headline`); the sections of :data:`EXTRA_SECTIONS` that a
+report's ``provenance`` holds data for; one section per metric family; the full configuration;
+the definitions of the headline metrics.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
-from xcm_debias.report import families, layout, plots
+from xcm_debias.report import families, headline, layout, plots, selection
 from xcm_debias.report.bias_report import BiasReport
+from xcm_debias.report.blocks import (
+    Block,
+    Cell,
+    ExtraSection,
+    FigureRef,
+    Heading,
+    Paragraph,
+    Sides,
+    Table,
+    fmt,
+    fmt_delta,
+)
 from xcm_debias.report.comparison import Comparison
+
+#: Sections built from ``report.provenance[section.key]``, shown after the headline, in order.
+#: A new kind of provenance (e.g. how labels were inferred) adds its module's section here.
+EXTRA_SECTIONS: tuple[ExtraSection, ...] = (selection.SECTION,)
 
 _BETTER_WORDS = {
     families.HIGHER: "higher",
@@ -21,74 +40,12 @@ _BETTER_WORDS = {
     families.ABS_LOWER: "|x| lower",
     families.NEUTRAL: "",
 }
-VERDICT_MARKS = {
-    families.BETTER: "✓",
-    families.WORSE: "✗",
-    families.UNCHANGED: "=",
-    families.NO_DIRECTION: "",
-    families.UNDEFINED: "?",
-    families.MISSING: "",
-}
 LEGEND = (
     "Δ = after − before. ✓ better, ✗ worse, = unchanged (direction per metric family: recall "
     "higher; language TV, MRV, hubness lower; own-culture share and language share closer to "
-    "their chance/gallery level; |own-culture excess| lower; neutral metrics unmarked)."
+    "their chance/gallery level; |own-culture excess| lower; neutral metrics unmarked); "
+    "≈ within noise, for the metrics with a standard error (see the headline)."
 )
-
-
-@dataclass(frozen=True)
-class Cell:
-    text: str
-    verdict: str | None = None  # comparison verdict of the cell's metric
-    own: bool = False  # the language's own culture (heat-map tables)
-
-
-@dataclass(frozen=True)
-class Heading:
-    text: str
-    level: int
-
-
-@dataclass(frozen=True)
-class Paragraph:
-    text: str
-
-
-@dataclass(frozen=True)
-class Table:
-    title: str | None
-    header: tuple[str, ...]
-    rows: tuple[tuple[Cell, ...], ...]
-
-
-@dataclass(frozen=True)
-class FigureRef:
-    name: str
-    caption: str
-
-
-Block = Heading | Paragraph | Table | FigureRef
-
-
-def fmt(value: float | None) -> str:
-    """A metric value: 3 decimals; large integral counts without decimals; ``—`` if absent."""
-    if value is None:
-        return "—"
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if abs(value) >= 1000:
-        return f"{value:.0f}" if float(value).is_integer() else f"{value:.4g}"
-    return f"{value:.3f}"
-
-
-def fmt_delta(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if not math.isfinite(value):
-        return fmt(value)
-    return f"{value:+.3f}" if abs(value) < 1000 else f"{value:+.4g}"
 
 
 def better_word(key: str) -> str:
@@ -115,6 +72,28 @@ def config_summary(config: Mapping[str, object]) -> str:
     return " · ".join(parts) if parts else "(no configuration recorded)"
 
 
+def compact_summary(config: Mapping[str, object]) -> str:
+    """``pipeline: <chain spec> · k=10 · 200 images, 800 texts · 4 languages · 4 cultures``."""
+    pipeline = config.get("pipeline")
+    retriever = str(config.get("retriever", ""))
+    if isinstance(pipeline, str):
+        what = f"pipeline: {pipeline or '(identity)'}"
+    elif len(retriever) > 80:
+        what = f"retriever: {retriever[:77]}… (in full under Configuration)"
+    else:
+        what = f"retriever: {retriever or '(not recorded)'}"
+    parts = [what]
+    if "k" in config:
+        parts.append(f"k={config['k']}")
+    if "n_images" in config and "n_texts" in config:
+        parts.append(f"{config['n_images']} images, {config['n_texts']} texts")
+    for name in ("languages", "cultures"):
+        values = config.get(name)
+        if isinstance(values, Sequence) and not isinstance(values, str) and values:
+            parts.append(f"{len(values)} {name}")
+    return " · ".join(parts)
+
+
 def _group_order(reports: Sequence[BiasReport]) -> dict[str, list[str]]:
     order: dict[str, list[str]] = {"lang": [], "culture": []}
     for report in reports:
@@ -138,18 +117,20 @@ class _Values:
         if self.comparison is None:
             return Cell(fmt(self.report.metrics.get(key)))
         entry = self.comparison[key]
-        return Cell(f"{fmt(entry.before)} → {fmt(entry.after)}", entry.verdict)
+        verdict = self.comparison.noise_verdict(key)
+        return Cell(f"{fmt(entry.before)} → {fmt(entry.after)}", verdict)
 
     def scalar_row(self, key: str) -> tuple[Cell, ...]:
         if self.comparison is None:
             return (Cell(key), Cell(fmt(self.report.metrics.get(key))), Cell(better_word(key)))
         e = self.comparison[key]
+        verdict = self.comparison.noise_verdict(key)
         return (
             Cell(key),
             Cell(fmt(e.before)),
             Cell(fmt(e.after)),
             Cell(fmt_delta(e.delta)),
-            Cell(e.verdict if e.verdict != families.NO_DIRECTION else "", e.verdict),
+            Cell(verdict if verdict != families.NO_DIRECTION else "", verdict),
         )
 
 
@@ -161,35 +142,48 @@ def build_document(
     """Blocks of a single report (``after=None``) or of a before/after comparison."""
     comparison = None if after is None else Comparison(before, after, labels)
     reports = [before] if after is None else [before, after]
+    sides: Sides = [("", before)] if after is None else list(zip(labels, reports, strict=True))
     values = _Values(before, comparison)
     blocks: list[Block] = []
     if comparison is None:
         blocks.append(Heading("Bias report", 1))
-        blocks.append(Paragraph(config_summary(before.config)))
+        blocks.append(Paragraph(compact_summary(before.config)))
         scalar_header: tuple[str, ...] = ("metric", "value", "better")
     else:
         blocks.append(Heading(f"Bias report: {labels[0]} vs {labels[1]}", 1))
-        for label, report in zip(labels, reports, strict=True):
-            blocks.append(Paragraph(f"{label}: {config_summary(report.config)}"))
+        for label, report in sides:
+            blocks.append(Paragraph(f"{label}: {compact_summary(report.config)}"))
+        scalar_header = ("metric", labels[0], labels[1], "Δ", "verdict")
+    blocks.extend(headline.headline_blocks(sides, comparison))
+
+    figures = {spec.name: spec for spec in plots.available(before, after)}
+    for extra in EXTRA_SECTIONS:
+        if any(extra.key in report.provenance for report in reports):
+            blocks.append(Heading(extra.title, 2))
+            blocks.extend(extra.build(sides))
+            blocks.extend(_figures(extra.key, figures, show_missing=False))
+
+    pending: list[Block] = []  # the comparison's overall count, under the first metric section
+    if comparison is not None:
         better = len(comparison.with_verdict(families.BETTER))
         worse = len(comparison.with_verdict(families.WORSE))
-        blocks.append(
+        noisy = sum(comparison.noise_verdict(k) == families.WITHIN_NOISE for k in comparison.keys())
+        pending.append(
             Paragraph(
-                f"{len(comparison)} metrics: {better} better, {worse} worse, "
-                f"{len(comparison.missing)} in one report only. {LEGEND}"
+                f"All {len(comparison)} metrics: {better} better, {worse} worse ({noisy} of "
+                f"these within noise), {len(comparison.missing)} in one report only. {LEGEND}"
             )
         )
-        scalar_header = ("metric", labels[0], labels[1], "Δ", "verdict")
-
     keys = comparison.keys() if comparison is not None else list(before.metrics)
     sections = {s.name: s for s in layout.layout(keys, _group_order(reports))}
-    figures = {spec.name: spec for spec in plots.available(before, after)}
     for name, title in families.SECTIONS:
         section = sections.get(name)
         specs = [spec for spec in plots.FIGURES if spec.section == name]
         if section is None and not any(spec.name in figures for spec in specs):
             continue
         blocks.append(Heading(title, 2))
+        blocks.extend(pending)
+        pending = []
         if section is not None:
             if section.scalars:
                 rows = tuple(values.scalar_row(key) for key in section.scalars)
@@ -197,11 +191,7 @@ def build_document(
             blocks.extend(_group_table(t, values) for t in section.tables)
             for matrix in section.matrices:
                 blocks.extend(_matrix_tables(matrix, reports, labels))
-        for spec in specs:
-            if spec.name in figures:
-                blocks.append(FigureRef(spec.name, spec.caption))
-            elif section is not None:
-                blocks.append(Paragraph(f"Figure {spec.name}: {plots.missing_reason(spec)}."))
+        blocks.extend(_figures(name, figures, show_missing=section is not None))
 
     if comparison is not None and comparison.missing:
         blocks.append(Heading("Metrics in one report only", 2))
@@ -210,6 +200,26 @@ def build_document(
             for key, side in comparison.missing.items()
         )
         blocks.append(Table(None, ("metric", "present in"), rows))
+    blocks.append(Heading("Configuration", 2))
+    for label, report in sides:
+        prefix = f"{label}: " if label else ""
+        blocks.append(Paragraph(prefix + config_summary(report.config)))
+    blocks.extend(headline.definition_blocks(sides))
+    return blocks
+
+
+def _figures(
+    section: str, available: dict[str, plots.FigureSpec], show_missing: bool
+) -> list[Block]:
+    """The section's figures that have data; a line for each one that has none."""
+    blocks: list[Block] = []
+    for spec in plots.FIGURES:
+        if spec.section != section:
+            continue
+        if spec.name in available:
+            blocks.append(FigureRef(spec.name, spec.caption))
+        elif show_missing:
+            blocks.append(Paragraph(f"Figure {spec.name}: {plots.missing_reason(spec)}."))
     return blocks
 
 

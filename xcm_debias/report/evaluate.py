@@ -16,6 +16,13 @@ own-culture and per-culture keys. ``culture_of_language`` maps a language to its
 (default: the culture whose label equals the language code); a language whose culture no image
 carries (or that has no culture) gets no own-culture keys; ``config["culture_of_language"]``
 holds the map actually used.
+
+Uncertainty. ``uncertainty[key]`` is the standard error of ``metrics[key]`` where one is
+defined (:mod:`xcm_debias.metrics.uncertainty`): of a mean over queries for recall@k, MRR,
+mAP@k (overall and per group), own-culture@1 and language share@1 (the binomial SE for a
+share); of a mean over items or image queries for MRV; of a mean of per-language means for the
+own-culture excess; a bootstrap over queries (200 resamples, seed 0) for language TV@1/@k and
+hubness skew@k. Non-finite SEs are left out.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ import numpy as np
 
 from xcm_debias._validation import check_positive_int
 from xcm_debias.data import EmbeddingSet
+from xcm_debias.debiased import Debiased
 from xcm_debias.language_codes import language_key
 from xcm_debias.metrics import (
     antihub_share,
     average_precision_at_k,
+    bootstrap_se,
     by_outcome,
     decorrelated_by_objects,
     faithfulness_loss,
@@ -42,6 +51,7 @@ from xcm_debias.metrics import (
     k_occurrence,
     language_share_at_k,
     lbkl_at_k,
+    mean_se,
     modality_gap,
     mrv,
     mrv_var,
@@ -58,12 +68,16 @@ from xcm_debias.metrics import (
     robin_hood_index,
     skewness,
     spread,
+    stratified_mean_se,
     subset_ranks_from_topk,
     total_variation,
     unfaithful_top1_share,
 )
 from xcm_debias.metrics.ranks import check_ranking, check_retriever
+from xcm_debias.pipeline_spec import pipeline_spec
 from xcm_debias.report.bias_report import BiasReport
+from xcm_debias.report.registry import implements
+from xcm_debias.report.render_json import jsonable
 from xcm_debias.retrieval import Retriever
 
 Metrics = dict[str, float]
@@ -88,6 +102,7 @@ class _Direction:
         return int((~self.kept).sum())
 
 
+@implements("evaluate")
 def evaluate_report(
     retriever: Retriever,
     corpus: EmbeddingSet,
@@ -113,8 +128,10 @@ def evaluate_report(
             used when present; otherwise ODmAP keys are omitted.
 
     Returns:
-        A :class:`BiasReport` with flat ``metrics``, ``details`` (k-occurrence lists) and
-        ``config``.
+        A :class:`BiasReport` with flat ``metrics``, ``details`` (k-occurrence lists),
+        ``config``, ``uncertainty`` (standard errors, see the module docstring) and
+        ``provenance`` (``{"selection": retriever.selection_.to_dict()}`` when the retriever
+        has a ``selection_``, e.g. the recall guard's candidates, as plain JSON data).
     """
     check_retriever(retriever)
     if not isinstance(corpus, EmbeddingSet):
@@ -144,14 +161,30 @@ def evaluate_report(
         has_groups = bool((groups != "").any())
         metrics.update(_retrieval(direction, k, groups if has_groups else None, group_name))
         metrics.update(_hubness(direction, k))
+    uncertainty = _hubness_se(t2i, i2t, k)
+    for direction, group_label, group_name in (
+        (t2i, "language", "lang"),
+        (i2t, "culture", "culture"),
+    ):
+        uncertainty.update(
+            _query_means_se(direction, k, direction.queries.label(group_label), group_name)
+        )
     if languages:
-        metrics.update(_mrv_t2i(t2i))
-        metrics.update(_mrv_i2t(retriever, i2t))
+        for name, rows in (
+            ("t2i", (t2i.ranks, t2i.queries.item, t2i.queries.language)),
+            ("i2t", _i2t_language_ranks(retriever, i2t)),
+        ):
+            mrv_metrics, mrv_se = _mrv(name, rows)
+            metrics.update(mrv_metrics)
+            uncertainty.update(mrv_se)
         metrics.update(_language_share(i2t, k, low))
+        uncertainty.update(_language_tv_se(i2t, k))
         if cultures:
             metrics.update(_culture_share(t2i))
     if own_map:
-        metrics.update(_own_culture(t2i, own_map))
+        own_rows = _own_culture_rows(t2i, own_map)
+        metrics.update(_own_culture(t2i, own_rows))
+        uncertainty.update(_own_culture_se(own_rows))
     odmap_config = None
     if decorrelated is not None:
         metrics.update(_odmap(t2i, i2t, k, decorrelated[~is_image], decorrelated[is_image]))
@@ -173,6 +206,7 @@ def evaluate_report(
     config = {
         "k": k,
         "retriever": repr(retriever),
+        "pipeline": pipeline_spec(retriever) if isinstance(retriever, Debiased) else None,
         "n_images": len(images),
         "n_texts": len(texts),
         "n_t2i_queries": len(t2i.queries),
@@ -186,7 +220,15 @@ def evaluate_report(
         "odmap": odmap_config,
         "modality_gap_space": gap_space,
     }
-    return BiasReport(metrics=metrics, details=details, config=config)
+    selection = getattr(retriever, "selection_", None)
+    provenance = {} if selection is None else {"selection": _plain(selection, "selection_")}
+    return BiasReport(
+        metrics=metrics,
+        details=details,
+        config=config,
+        uncertainty={key: se for key, se in uncertainty.items() if np.isfinite(se)},
+        provenance=provenance,
+    )
 
 
 # ------------------------------------------------------------------ validation
@@ -381,22 +423,40 @@ def _culture_share(t2i: _Direction) -> Metrics:
     }
 
 
-def _own_culture(t2i: _Direction, own_map: dict[str, str]) -> Metrics:
-    """Tugging (t2i): own-culture@1 per language against chance; excess; hits and misses."""
+@dataclass(frozen=True)
+class _OwnCultureRows:
+    """The t2i queries whose language has an own culture: language, own-culture top-1, chance."""
+
+    language: np.ndarray
+    is_own: np.ndarray
+    chance: np.ndarray
+    hit: np.ndarray  # the top-1 image is relevant
+
+
+def _own_culture_rows(t2i: _Direction, own_map: dict[str, str]) -> _OwnCultureRows | None:
     lang = t2i.queries.language
     own = np.array([own_map.get(value, "") for value in lang.tolist()], dtype=np.str_)
     mask = own != ""
     if not mask.any():
-        return {}
-    lang, own = lang[mask], own[mask]
+        return None
+    own = own[mask]
     top1 = t2i.gallery.culture[t2i.indices[mask, 0]]
-    is_own = own_culture_at_1(top1, own)
     chance_q = own_culture_chance(
         t2i.queries.item[mask], own, t2i.gallery.item, t2i.gallery.culture
     )
+    return _OwnCultureRows(
+        lang[mask], own_culture_at_1(top1, own), chance_q, t2i.relevance[mask, 0]
+    )
+
+
+def _own_culture(t2i: _Direction, rows: _OwnCultureRows | None) -> Metrics:
+    """Tugging (t2i): own-culture@1 per language against chance; excess; hits and misses."""
+    if rows is None:
+        return {}
+    lang, is_own, chance_q = rows.language, rows.is_own, rows.chance
     own_by_lang = group_mean(is_own, lang)
     chance_by_lang = group_mean(chance_q, lang)
-    hits, misses = by_outcome(is_own, lang, t2i.relevance[mask, 0])
+    hits, misses = by_outcome(is_own, lang, rows.hit)
     out: Metrics = {
         "t2i/own_culture@1": float(is_own.mean()),
         "t2i/own_culture_chance": float(chance_q.mean()),
@@ -413,20 +473,32 @@ def _own_culture(t2i: _Direction, own_map: dict[str, str]) -> Metrics:
     return out
 
 
-def _mrv_t2i(t2i: _Direction) -> Metrics:
-    """MRV over items: the spread across caption languages of the first relevant image's rank."""
-    queries = t2i.queries
-    if not rank_spread_per_group(t2i.ranks, queries.item, queries.language):
-        return {}
-    return {
-        "t2i/mrv": mrv(t2i.ranks, queries.item, queries.language),
-        "t2i/mrv_var": mrv_var(t2i.ranks, queries.item, queries.language),
+def _mrv(
+    name: str, rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+) -> tuple[Metrics, Metrics]:
+    """MRV from (rank, group, language) rows, and the SE of ``mrv`` (a mean over groups).
+
+    t2i: the groups are items and the rank is the first relevant image's, for each caption
+    language. i2t: the groups are the image queries and the rank is that of the right caption
+    among the captions of one language (:func:`_i2t_language_ranks`)."""
+    if rows is None:
+        return {}, {}
+    ranks, groups, languages = rows
+    spreads = rank_spread_per_group(ranks, groups, languages)
+    if not spreads:
+        return {}, {}
+    metrics = {
+        f"{name}/mrv": mrv(ranks, groups, languages),
+        f"{name}/mrv_var": mrv_var(ranks, groups, languages),
     }
+    return metrics, {f"{name}/mrv": mean_se(list(spreads.values()))}
 
 
-def _mrv_i2t(retriever: Retriever, i2t: _Direction) -> Metrics:
-    """MRV over image queries: per language l, the rank of the right caption among the
-    language-l captions only; spread across languages.
+def _i2t_language_ranks(
+    retriever: Retriever, i2t: _Direction
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Per image query and language l: the rank of the right caption among the language-l
+    captions only.
 
     Read off the i2t top-k where the right language-l caption is in it (exact: every
     language-l caption ahead of it is in the top k too); the other queries are ranked on the
@@ -450,15 +522,87 @@ def _mrv_i2t(retriever: Retriever, i2t: _Direction) -> Metrics:
         groups.append(i2t.queries.id[answerable])
         languages.append(np.full(int(answerable.sum()), lang))
     if not ranks:
-        return {}
-    all_ranks, all_groups = np.concatenate(ranks), np.concatenate(groups)
-    all_languages = np.concatenate(languages)
-    if not rank_spread_per_group(all_ranks, all_groups, all_languages):
-        return {}
+        return None
+    return np.concatenate(ranks), np.concatenate(groups), np.concatenate(languages)
+
+
+# ---------------------------------------------------------------- uncertainty
+def _query_means_se(d: _Direction, k: int, groups: np.ndarray, group_name: str) -> Metrics:
+    """SE of recall@{1,5,k}, MRR and mAP@k, each a mean over the direction's queries, overall
+    and per group (query language for t2i, query-image culture for i2t)."""
+    per_query = {f"recall@{c}": recall_at_k(d.ranks, c) for c in sorted({1, 5, k})}
+    per_query["mrr"] = reciprocal_rank(d.ranks)
+    per_query[f"map@{k}"] = average_precision_at_k(d.relevance, d.n_relevant, k)
+    out = {}
+    for key, values in per_query.items():
+        out[f"{d.name}/{key}"] = mean_se(values)
+        out.update(_group_se(values, groups, f"{d.name}/{key}", group_name))
+    return out
+
+
+def _group_se(values: np.ndarray, groups: np.ndarray, base: str, group_name: str) -> Metrics:
+    """SE of the mean of ``values`` within each non-empty group: ``<base>/<group_name>=<g>``."""
     return {
-        "i2t/mrv": mrv(all_ranks, all_groups, all_languages),
-        "i2t/mrv_var": mrv_var(all_ranks, all_groups, all_languages),
+        f"{base}/{group_name}={group}": mean_se(values[groups == group])
+        for group in np.unique(groups).tolist()
+        if group != ""
     }
+
+
+def _hubness_se(t2i: _Direction, i2t: _Direction, k: int) -> Metrics:
+    """Bootstrap SE of the skewness of N_k over the queries (their top-k lists resampled)."""
+    out = {}
+    for d in (t2i, i2t):
+        n_gallery = len(d.gallery)
+        out[f"{d.name}/hubness_skew@{k}"] = bootstrap_se(
+            lambda rows, d=d, n=n_gallery: skewness(k_occurrence(d.indices[rows], n)),
+            len(d.queries),
+        )
+    return out
+
+
+def _language_tv_se(i2t: _Direction, k: int) -> Metrics:
+    """Bootstrap SE of language TV@{1,k} over the image queries (the gallery share is fixed)."""
+    retrieved = i2t.gallery.language[i2t.indices]
+    gallery = gallery_language_share(i2t.gallery.language)
+
+    def tv(rows: np.ndarray, cut: int) -> float:
+        return total_variation(language_share_at_k(retrieved[rows], cut), gallery)
+
+    out = {
+        f"i2t/language_tv@{cut}": bootstrap_se(lambda rows, c=cut: tv(rows, c), len(i2t.queries))
+        for cut in sorted({1, k})
+    }
+    for lang in gallery:  # the share of top-1 captions in a language: a binomial share
+        out[f"i2t/language_share@1/lang={lang}"] = mean_se(retrieved[:, 0] == lang)
+    return out
+
+
+def _own_culture_se(rows: _OwnCultureRows | None) -> Metrics:
+    """SE of own-culture@1 (a share of queries) and of its excess over chance (a mean over
+    languages of per-language means, queries resampled within their language)."""
+    if rows is None:
+        return {}
+    excess = rows.is_own - rows.chance
+    return {
+        "t2i/own_culture@1": mean_se(rows.is_own),
+        "t2i/own_culture_excess@1": stratified_mean_se(excess, rows.language),
+        **_group_se(rows.is_own.astype(np.float64), rows.language, "t2i/own_culture@1", "lang"),
+        **_group_se(excess, rows.language, "t2i/own_culture_excess@1", "lang"),
+    }
+
+
+def _plain(value: object, name: str) -> dict[str, object]:
+    """``value.to_dict()`` (or a mapping itself) as plain JSON data: lists, numbers, strings,
+    ``None`` for NaN."""
+    to_dict = getattr(value, "to_dict", None)
+    data = to_dict() if callable(to_dict) else value
+    if not isinstance(data, Mapping):
+        raise TypeError(
+            f"retriever.{name}: expected an object whose to_dict() returns a mapping, got "
+            f"{type(data).__name__}"
+        )
+    return {str(key): jsonable(item) for key, item in data.items()}
 
 
 def _odmap(

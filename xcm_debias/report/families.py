@@ -35,6 +35,12 @@ anything else                               other        neutral
 
 "Closer to a reference" compares ``|value − reference|`` before and after, the reference being
 the key of the reference family with the same qualifiers, read from the same report.
+
+**Noise.** Where both reports carry a standard error for a metric (``BiasReport.uncertainty``),
+a change is called better or worse only when its gain exceeds
+``NOISE_Z · √(SE_before² + SE_after²)``; a smaller one is ``"within noise"``. The two SEs are
+combined as if the reports were independent samples, which overstates the noise of two
+retrievers run on the same queries: "within noise" is the cautious call.
 """
 
 from __future__ import annotations
@@ -67,6 +73,9 @@ UNCHANGED = "unchanged"
 NO_DIRECTION = "neutral"
 UNDEFINED = "n/a"  # a value or its reference is NaN / missing
 MISSING = "missing"
+WITHIN_NOISE = "within noise"  # a gain no larger than its noise (see the module docstring)
+
+NOISE_Z = 2.0  # a change counts when its gain exceeds NOISE_Z combined standard errors
 
 
 @dataclass(frozen=True)
@@ -164,10 +173,12 @@ def verdict(
     before_reference: float | None = None,
     after_reference: float | None = None,
     tolerance: float = 1e-12,
+    noise: float | None = None,
 ) -> str:
     """Is ``after`` better than ``before`` for this metric? One of ``better``, ``worse``,
     ``unchanged``, ``neutral`` (the family has no direction) or ``n/a`` (a NaN value, or a
-    missing reference for a "closer to" metric)."""
+    missing reference for a "closer to" metric); with ``noise`` (the gain a change must
+    exceed, e.g. :func:`noise_of`), ``within noise`` when ``tolerance < |gain| <= noise``."""
     family = family_of(key)
     if family.better == NEUTRAL:
         return NO_DIRECTION
@@ -185,7 +196,16 @@ def verdict(
         return UNDEFINED
     if abs(gain) <= tolerance:
         return UNCHANGED
+    if noise is not None and abs(gain) <= noise:
+        return WITHIN_NOISE
     return BETTER if gain > 0 else WORSE
+
+
+def noise_of(se_before: float | None, se_after: float | None) -> float | None:
+    """``NOISE_Z · √(SE_before² + SE_after²)``; ``None`` unless both SEs are known."""
+    if se_before is None or se_after is None:
+        return None
+    return NOISE_Z * math.hypot(se_before, se_after)
 
 
 def natural_key(text: str) -> tuple[object, ...]:

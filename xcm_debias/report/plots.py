@@ -11,10 +11,12 @@ figure                     data
                            gallery, log count, before/after overlaid
 ``language_share``         ``i2t/language_share@1/lang=<l>`` bars against the gallery's share
                            ``i2t/gallery_language_share/lang=<l>``
+``selection_tradeoff``     ``provenance["selection"]``: the recall guard's candidates, bias
+                           against recall@1 (:mod:`xcm_debias.report.selection`)
 =========================  ===============================================================
 
 A figure whose data is absent from both reports is not drawn; :func:`missing_reason` says
-which keys it needed.
+which keys it needed. matplotlib is imported when a figure is drawn, not with the package.
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from xcm_debias.report import families
+from xcm_debias.report import families, selection
 from xcm_debias.report.bias_report import BiasReport
+from xcm_debias.report.blocks import Sides
+from xcm_debias.report.registry import implements
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 COLORS = ("#9aa5b1", "#1f6fb4")  # before (grey), after (blue); a single report is blue
 RECALL_BASE = "t2i/recall@1"
@@ -42,8 +46,6 @@ CHANCE_BASE = "t2i/own_culture_chance"
 LANGUAGE_SHARE_BASE = "i2t/language_share@1"
 GALLERY_SHARE_BASE = "i2t/gallery_language_share"
 _K_OCCURRENCE = re.compile(r"(t2i|i2t)/k_occurrence@(\d+)")
-
-Sides = list[tuple[str, BiasReport]]
 
 
 def _by_group(report: BiasReport, base: str, qualifier: str) -> dict[str, float]:
@@ -131,6 +133,8 @@ def _draw_recall(fig: Figure, sides: Sides) -> None:
 
 
 def _draw_heatmap(fig: Figure, sides: Sides) -> None:
+    from matplotlib.patches import Rectangle
+
     cells = [_matrix(r, SHARE_BASE) for _, r in sides]
     reports = [r for _, r in sides]
     rows = _order({row for c in cells for row, _ in c}, reports, "languages")
@@ -176,6 +180,8 @@ def _draw_heatmap(fig: Figure, sides: Sides) -> None:
 
 
 def _draw_k_occurrence(fig: Figure, sides: Sides) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     tasks = [t for t in ("t2i", "i2t") if any(t in k_occurrence_keys(r) for _, r in sides)]
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
     for ax, task in zip(axes, tasks, strict=True):
@@ -308,6 +314,18 @@ FIGURES: tuple[FigureSpec, ...] = (
         _draw_k_occurrence,
         lambda sides: (11.0, 3.6),
     ),
+    FigureSpec(
+        "selection_tradeoff",
+        selection.KEY,
+        "The recall guard's candidates, scored out-of-fold on the calibration data: language "
+        "TV@1 against image→text recall@1 (left) and own-culture excess@1 against text→image "
+        "recall@1 (right). Filled dots passed the guard, crosses did not; the circled one was "
+        "chosen. Down and to the right is better.",
+        "provenance['selection'] candidates with recall@1 and a bias metric",
+        selection.has_tradeoff,
+        selection.draw_tradeoff,
+        lambda sides: (11.0, 4.4),
+    ),
 )
 FIGURE_NAMES = tuple(spec.name for spec in FIGURES)
 
@@ -336,6 +354,9 @@ def render_png(
     specs = {spec.name: spec for spec in available(before, after)}
     if name not in specs:
         raise ValueError(f"name: expected a figure with data, one of {sorted(specs)}, got {name!r}")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     spec = specs[name]
     sides = [(label, r) for label, r in _sides(before, after, labels) if spec.available(r)]
     fig = Figure(figsize=spec.size(sides), dpi=100, layout="constrained")
@@ -346,6 +367,7 @@ def render_png(
     return buffer.getvalue()
 
 
+@implements("plots")
 def save_plots(
     folder: str | Path,
     before: BiasReport,

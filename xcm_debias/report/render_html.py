@@ -4,12 +4,11 @@ no external resource), usable offline and as an e-mail attachment."""
 from __future__ import annotations
 
 import base64
-import re
 from html import escape
 
 from xcm_debias.report import families
 from xcm_debias.report.bias_report import BiasReport
-from xcm_debias.report.document import (
+from xcm_debias.report.blocks import (
     VERDICT_MARKS,
     Block,
     Cell,
@@ -17,9 +16,11 @@ from xcm_debias.report.document import (
     Heading,
     Paragraph,
     Table,
-    build_document,
+    anchor,
 )
+from xcm_debias.report.document import build_document
 from xcm_debias.report.plots import render_png
+from xcm_debias.report.registry import implements
 
 CSS = """
 body { font: 14px/1.45 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
@@ -39,26 +40,36 @@ th:first-child, td:first-child { text-align: left; }
 td { text-align: right; font-variant-numeric: tabular-nums; }
 td.better { background: #e6f4ea; color: #1e6b34; }
 td.worse { background: #fde8e8; color: #a11d1d; }
+td.noise { background: #f1f3f5; color: #56606b; }
 td.own { font-weight: 700; outline: 2px solid #d62728; outline-offset: -2px; }
+td.strong { font-weight: 700; }
+td.code { white-space: normal; text-align: left; max-width: 380px; word-break: break-word;
+          font: 11.5px/1.35 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+td.name { text-align: left; }
+td a { color: #1f6fb4; text-decoration: none; }
+p.meta:target { background: #fff6d6; }
 figure { margin: 8px 0 20px; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eceef1; }
 figcaption { color: #56606b; font-size: 12.5px; max-width: 900px; }
 """
 
 
-def _anchor(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
 def _cell(cell: Cell, tag: str, first: bool) -> str:
     classes = []
     if cell.verdict in (families.BETTER, families.WORSE):
         classes.append(cell.verdict)
-    if cell.own:
-        classes.append("own")
+    if cell.verdict == families.WITHIN_NOISE:
+        classes.append("noise")
+    flags = ((cell.own, "own"), (cell.strong, "strong"), (cell.code, "code"), (cell.href, "name"))
+    for flag, name in flags:
+        if flag:
+            classes.append(name)
     attr = f' class="{" ".join(classes)}"' if classes else ""
     mark = VERDICT_MARKS.get(cell.verdict or "", "")
-    text = escape(cell.text) + (f" {mark}" if mark and not first else "")
+    text = escape(cell.text)
+    if cell.href is not None:
+        text = f'<a href="{escape(cell.href)}">{text}</a>'
+    text += f" {mark}" if mark and not first else ""
     return f"<{tag}{attr}>{text}</{tag}>"
 
 
@@ -84,9 +95,10 @@ def format_blocks(blocks: list[Block], images: dict[str, bytes]) -> str:
             title = block.text
             body.append(f"<h1>{escape(block.text)}</h1>")
         elif isinstance(block, Heading):
-            body.append(f'<h2 id="{_anchor(block.text)}">{escape(block.text)}</h2>')
+            body.append(f'<h2 id="{anchor(block.text)}">{escape(block.text)}</h2>')
         elif isinstance(block, Paragraph):
-            body.append(f'<p class="meta">{escape(block.text)}</p>')
+            target = f' id="{block.anchor}"' if block.anchor else ""
+            body.append(f'<p class="meta"{target}>{escape(block.text)}</p>')
         elif isinstance(block, Table):  # consecutive tables share one wrapping row
             if body and body[-1].startswith('<div class="tables">'):
                 body[-1] = body[-1].removesuffix("</div>") + _table(block) + "</div>"
@@ -101,7 +113,7 @@ def format_blocks(blocks: list[Block], images: dict[str, bytes]) -> str:
             )
         else:
             raise TypeError(f"block: expected a document block, got {type(block).__name__}")
-    nav = "".join(f'<a href="#{_anchor(s)}">{escape(s)}</a>' for s in sections)
+    nav = "".join(f'<a href="#{anchor(s)}">{escape(s)}</a>' for s in sections)
     if body and body[0].startswith("<h1>"):
         body.insert(1, f"<nav>{nav}</nav>")
     return (
@@ -113,6 +125,7 @@ def format_blocks(blocks: list[Block], images: dict[str, bytes]) -> str:
     )
 
 
+@implements("html")
 def render_html(
     before: BiasReport,
     after: BiasReport | None = None,

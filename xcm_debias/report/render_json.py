@@ -3,7 +3,11 @@
 Report::
 
     {"format": "xcm_debias.BiasReport", "version": 1,
-     "metrics": {key: float | null | "Infinity" | "-Infinity"}, "details": {...}, "config": {...}}
+     "metrics": {key: float | null | "Infinity" | "-Infinity"}, "details": {...}, "config": {...},
+     "uncertainty": {key: standard error}, "provenance": {kind: plain JSON data}}
+
+``uncertainty`` and ``provenance`` are optional on reading (reports written before them load
+with both empty).
 
 Comparison::
 
@@ -21,14 +25,13 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from xcm_debias.report.bias_report import BiasReport
-
-if TYPE_CHECKING:
-    from xcm_debias.report.comparison import Comparison
+from xcm_debias.report.comparison import Comparison
+from xcm_debias.report.registry import implements
 
 REPORT_FORMAT = "xcm_debias.BiasReport"
 COMPARISON_FORMAT = "xcm_debias.Comparison"
@@ -54,7 +57,7 @@ def _decode_float(value: object, name: str) -> float:
     return float(value)
 
 
-def _jsonable(value: object) -> object:
+def jsonable(value: object) -> object:
     """Plain JSON types: floats encoded as above, numpy scalars/arrays and tuples as lists."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
@@ -63,14 +66,14 @@ def _jsonable(value: object) -> object:
     if isinstance(value, float | np.floating):
         return _encode_float(float(value))
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | np.ndarray):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return repr(value)
 
 
 def _restore(value: object) -> object:
-    """Inverse of :func:`_jsonable` for detail lists: ``null`` -> NaN, ``"±Infinity"`` -> ±inf."""
+    """Inverse of :func:`jsonable` for detail lists: ``null`` -> NaN, ``"±Infinity"`` -> ±inf."""
     if value is None:
         return math.nan
     if isinstance(value, str) and value in _INF:
@@ -80,13 +83,16 @@ def _restore(value: object) -> object:
     return value
 
 
+@implements("report_to_dict")
 def report_to_dict(report: BiasReport) -> dict[str, object]:
     return {
         "format": REPORT_FORMAT,
         "version": VERSION,
         "metrics": {k: _encode_float(float(v)) for k, v in report.metrics.items()},
-        "details": _jsonable(report.details),
-        "config": _jsonable(report.config),
+        "details": jsonable(report.details),
+        "config": jsonable(report.config),
+        "uncertainty": {k: _encode_float(float(v)) for k, v in report.uncertainty.items()},
+        "provenance": jsonable(report.provenance),
     }
 
 
@@ -100,15 +106,31 @@ def report_from_dict(data: object, name: str = "report") -> BiasReport:
         raise ValueError(f"{name}.metrics: expected an object, got {type(metrics).__name__}")
     details = data.get("details", {})
     config = data.get("config", {})
-    if not isinstance(details, dict) or not isinstance(config, dict):
-        raise ValueError(f"{name}: expected 'details' and 'config' to be JSON objects")
+    uncertainty = data.get("uncertainty", {})
+    provenance = data.get("provenance", {})
+    if not all(isinstance(part, dict) for part in (details, config, uncertainty, provenance)):
+        raise ValueError(
+            f"{name}: expected 'details', 'config', 'uncertainty' and 'provenance' to be JSON "
+            "objects"
+        )
     return BiasReport(
         metrics={k: _decode_float(v, f"{name}.metrics[{k!r}]") for k, v in metrics.items()},
         details={k: _restore(v) for k, v in details.items()},
         config=config,
+        uncertainty={
+            k: _decode_float(v, f"{name}.uncertainty[{k!r}]") for k, v in uncertainty.items()
+        },
+        provenance=provenance,
     )
 
 
+@implements("report_from_json")
+def report_from_json(source: str | Path) -> BiasReport:
+    """``BiasReport.from_json``: a path, or the JSON text itself."""
+    return report_from_dict(read_json(source, "source"), "source")
+
+
+@implements("comparison_to_dict")
 def comparison_to_dict(comparison: Comparison) -> dict[str, object]:
     return {
         "format": COMPARISON_FORMAT,
@@ -123,8 +145,6 @@ def comparison_to_dict(comparison: Comparison) -> dict[str, object]:
 
 
 def comparison_from_dict(data: object) -> Comparison:
-    from xcm_debias.report.comparison import Comparison
-
     if not isinstance(data, dict) or data.get("format") != COMPARISON_FORMAT:
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"source: expected format {COMPARISON_FORMAT!r}, got {got!r}")
@@ -136,8 +156,23 @@ def comparison_from_dict(data: object) -> Comparison:
     )
 
 
+@implements("comparison_from_json")
+def comparison_from_json(source: str | Path) -> Comparison:
+    """``Comparison.from_json``: a path, or the JSON text itself."""
+    return comparison_from_dict(read_json(source, "source"))
+
+
 def dumps(data: dict[str, object]) -> str:
     return json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+
+
+@implements("to_json")
+def to_json(data: dict[str, object], path: str | Path | None = None) -> str:
+    """The JSON text of ``data`` (a ``to_dict`` result), also written to ``path`` when given."""
+    text = dumps(data)
+    if path is not None:
+        write_text(path, text, "path")
+    return text
 
 
 def read_json(source: str | Path, name: str) -> Any:
@@ -157,6 +192,7 @@ def read_json(source: str | Path, name: str) -> Any:
         raise ValueError(f"{name}: expected JSON, got a parse error: {exc}") from None
 
 
+@implements("write_text")
 def write_text(path: str | Path, text: str, name: str) -> Path:
     """Write ``text`` (UTF-8) to ``path``, creating its parent folder."""
     if not isinstance(path, str | Path):

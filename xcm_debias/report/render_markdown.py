@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xcm_debias.report.bias_report import BiasReport
-from xcm_debias.report.document import (
+from xcm_debias.report.blocks import (
     VERDICT_MARKS,
     Block,
     Cell,
@@ -11,8 +11,9 @@ from xcm_debias.report.document import (
     Heading,
     Paragraph,
     Table,
-    build_document,
 )
+from xcm_debias.report.document import build_document
+from xcm_debias.report.registry import implements
 
 
 def _escape(text: str) -> str:
@@ -21,7 +22,11 @@ def _escape(text: str) -> str:
 
 def _cell(cell: Cell, first: bool) -> str:
     text = _escape(cell.text)
-    if cell.own:
+    if cell.code and text:
+        text = f"`{text}`"
+    if cell.href is not None:
+        text = f"[{text}]({cell.href})"
+    if cell.own or cell.strong:
         text = f"**{text}**"
     mark = VERDICT_MARKS.get(cell.verdict or "", "")
     return f"{text} {mark}" if mark and not first else text
@@ -42,7 +47,8 @@ def format_blocks(blocks: list[Block], figure_dir: str | None = None) -> str:
         if isinstance(block, Heading):
             lines.extend(["#" * block.level + " " + block.text, ""])
         elif isinstance(block, Paragraph):
-            lines.extend([block.text, ""])
+            target = f'<a id="{block.anchor}"></a>' if block.anchor else ""
+            lines.extend([target + block.text, ""])
         elif isinstance(block, Table):
             lines.extend([*_table(block), ""])
         elif isinstance(block, FigureRef):
@@ -54,6 +60,7 @@ def format_blocks(blocks: list[Block], figure_dir: str | None = None) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+@implements("markdown")
 def render_markdown(
     before: BiasReport,
     after: BiasReport | None = None,

@@ -5,15 +5,9 @@ from __future__ import annotations
 import textwrap
 
 from xcm_debias.report.bias_report import BiasReport
-from xcm_debias.report.document import (
-    VERDICT_MARKS,
-    Block,
-    FigureRef,
-    Heading,
-    Paragraph,
-    Table,
-    build_document,
-)
+from xcm_debias.report.blocks import VERDICT_MARKS, Block, FigureRef, Heading, Paragraph, Table
+from xcm_debias.report.document import build_document
+from xcm_debias.report.registry import implements
 
 WIDTH = 100
 
@@ -59,6 +53,7 @@ def format_blocks(blocks: list[Block]) -> str:
     return text + "\n"
 
 
+@implements("text")
 def render_text(
     before: BiasReport,
     after: BiasReport | None = None,
