@@ -262,15 +262,16 @@ def _balance(
     gauge ``Σ_b t_ab c_ab = 0`` fixes the per-row constant that no ranking sees.
     """
     n_groups, width = targets.shape
-    counts = torch.bincount(q_idx, minlength=n_groups).double()[:, None]
+    counts = torch.bincount(q_idx, minlength=n_groups).double()
+    # per-group means as products with the normalised one-hot matrix (one GEMM, no scatter)
+    weights = torch.nn.functional.one_hot(q_idx, n_groups).to(log_s.dtype) / counts
 
     def evaluate(offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = log_s - offsets[q_idx] / temperature
         lse = torch.logsumexp(logits, dim=1)
         p = torch.exp(logits - lse[:, None])
-        mass = torch.zeros_like(targets).index_add_(0, q_idx, p) / counts
-        mean_lse = torch.zeros(n_groups, dtype=log_s.dtype).index_add_(0, q_idx, lse)
-        objective = temperature * mean_lse / counts[:, 0] + (targets * offsets).sum(dim=1)
+        mass = weights.T @ p
+        objective = temperature * (weights.T @ lse) + (targets * offsets).sum(dim=1)
         return objective, mass, p
 
     offsets = torch.zeros_like(targets)
@@ -283,8 +284,7 @@ def _balance(
         if error < tol:
             return offsets, iteration, error
         gradient = targets - mass
-        outer = torch.zeros(n_groups, width, width, dtype=log_s.dtype)
-        outer = outer.index_add_(0, q_idx, p[:, :, None] * p[:, None, :]) / counts[:, :, None]
+        outer = torch.einsum("qa,qi,qj->aij", weights, p, p)
         hessian = (torch.diag_embed(mass) - outer) / temperature
         # gradients are orthogonal to 1 (the gauge direction), so adding α·11ᵀ leaves the step
         # on 1⊥ unchanged; a tiny ridge keeps the system definite when some mass vanishes
