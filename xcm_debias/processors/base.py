@@ -228,6 +228,21 @@ class Chain(PostProcessor):
         }
 
 
+def as_processor(value: object, name: str = "processors") -> PostProcessor | None:
+    """``None``, a PostProcessor (a Chain included) as is, or a list/tuple of them as a Chain."""
+    if value is None or isinstance(value, PostProcessor):
+        return value
+    if isinstance(value, (list, tuple)):
+        for i, step in enumerate(value):
+            if not isinstance(step, PostProcessor):
+                raise TypeError(f"{name}[{i}]: expected a PostProcessor, got {type(step).__name__}")
+        return Chain(*value) if value else None
+    raise TypeError(
+        f"{name}: expected a PostProcessor, a Chain, a list of PostProcessors or None, got "
+        f"{type(value).__name__}"
+    )
+
+
 def item_folds(calibration: EmbeddingSet, n_folds: int, seed: int, owner: str) -> np.ndarray:
     """Fold of each row for cross-fitting, by item: an item's images and captions share a fold.
 
