@@ -110,7 +110,9 @@ def test_an_existing_index_refuses_a_gallery_it_does_not_hold():
     index.add(g)
     retriever = FaissRetriever(index)
     other = arrays(seed=1)[1]
-    with pytest.raises(ValueError, match=r"gallery row \d+ differs from the index.s \(cosine -?0\.\d+\)"):
+    with pytest.raises(
+        ValueError, match=r"gallery row \d+ differs from the index.s \(cosine -?0\.\d+\)"
+    ):
         retriever.search(*sets(q, other), 3)
     with pytest.raises(ValueError, match="expected the 400 rows of dimension 16"):
         retriever.search(*sets(q, g[:10]), 3)
