@@ -72,7 +72,8 @@ def test_clip_retrieval_layout_as_written_by_clip_retrieval(tmp_path):
             {"image_path": [f"{shard}_{i}.jpg" for i in range(n)], "caption": ["x"] * n}
         )
         pq.write_table(table, tmp_path / "metadata" / f"metadata_{shard}.parquet")
-    data = load_clip_retrieval(tmp_path)
+    with pytest.warns(UserWarning, match="no 'language' column"):
+        data = load_clip_retrieval(tmp_path)
     assert len(data) == 10 and data.embeddings.dtype == torch.float16
     assert (data.images.item == data.texts.item).all()
     assert data.images.extra["image_path"].tolist() == [
