@@ -11,6 +11,8 @@ from huggingface_hub import constants
 
 from xcm_debias.encoders import _offline
 
+REACHABLE = _offline.reachable  # the real probe (conftest stubs it out for every other test)
+
 
 @pytest.fixture(autouse=True)
 def online_mode(monkeypatch):
@@ -35,10 +37,10 @@ def test_reachable_follows_the_socket(monkeypatch):
     monkeypatch.setattr(
         _offline.socket, "create_connection", lambda *a, **k: calls.append(a) or Connection()
     )
-    assert _offline.reachable("hub.example", 443)
+    assert REACHABLE("hub.example", 443)
     assert calls == [(("hub.example", 443),)]
     monkeypatch.setattr(_offline.socket, "create_connection", refuse)
-    assert not _offline.reachable("hub.example", 443)
+    assert not REACHABLE("hub.example", 443)
 
 
 def test_a_probe_that_hangs_counts_as_unreachable(monkeypatch):
@@ -50,7 +52,7 @@ def test_a_probe_that_hangs_counts_as_unreachable(monkeypatch):
 
     monkeypatch.setattr(_offline.socket, "create_connection", hang)
     try:
-        assert not _offline.reachable("hub.example", 443, timeout=0.05)
+        assert not REACHABLE("hub.example", 443, timeout=0.05)
     finally:
         release.set()
 
@@ -84,7 +86,7 @@ def test_hub_address_follows_hf_endpoint(monkeypatch):
 def test_encoder_offline_fails_with_the_reason_and_searches_only_the_cache(monkeypatch, tmp_path):
     from xcm_debias.encoders.open_clip_encoder import OpenCLIPEncoder, WeightsUnavailableError
 
-    monkeypatch.setattr(_offline.socket, "create_connection", refuse)
+    monkeypatch.setattr(_offline, "reachable", lambda host, port: False)
     with pytest.raises(WeightsUnavailableError) as info:
         OpenCLIPEncoder("ViT-B-32", "openai", device="cpu", cache_dir=str(tmp_path))
     message = str(info.value)

@@ -162,12 +162,15 @@ class OpenCLIPEncoder:
             )
         self.tokenizer_languages = {**FLORES200_CODES, **extra_codes}
 
-        downloads = model_name.startswith("hf-hub:") or (
-            self.pretrained is not None and not Path(self.pretrained).is_file()
-        )
+        hub = model_name.startswith("hf-hub:")
+        # without a download (all but hf-hub: names), name, tag and transformers are checked first
+        config = None if hub else _model_config(model_name, self.pretrained, self.cache_dir)
+        if config is not None:
+            _check_transformers_available(model_name, config)
+        downloads = hub or (self.pretrained is not None and not Path(self.pretrained).is_file())
         with offline_unless_reachable(downloads) as offline:
             try:
-                model, preprocess, tokenizer = self._load(model_name)
+                model, preprocess, tokenizer = self._load(model_name, config)
             except WeightsUnavailableError as exc:
                 raise WeightsUnavailableError(f"{offline}\n{exc}" if offline else str(exc)) from exc
         self._model = model.eval()
@@ -175,10 +178,14 @@ class OpenCLIPEncoder:
         self._tokenizer = tokenizer
         self._input_dtype = _INPUT_DTYPES[self.precision]
 
-    def _load(self, model_name: str) -> tuple[torch.nn.Module, Callable, Callable]:
-        """Model, image preprocessing and tokenizer; download failures as WeightsUnavailableError."""
-        config = _model_config(model_name, self.pretrained, self.cache_dir)
-        _check_transformers_available(model_name, config)
+    def _load(
+        self, model_name: str, config: dict | None
+    ) -> tuple[torch.nn.Module, Callable, Callable]:
+        """Model, image preprocessing and tokenizer; download failures as WeightsUnavailableError.
+        ``config`` is the checked model config, or None to fetch and check it (hf-hub: names)."""
+        if config is None:
+            config = _model_config(model_name, self.pretrained, self.cache_dir)
+            _check_transformers_available(model_name, config)
         _fetch_weights(model_name, self.pretrained, self.cache_dir)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
