@@ -93,6 +93,19 @@ def test_multi30k_without_image_names_or_with_a_subset_of_languages(tmp_path):
         read_multi30k(root, "val", image_dir=images)
 
 
+def test_multi30k_repository_layout_raw_and_image_splits(tmp_path):
+    root = tmp_path / "task1"
+    (root / "raw").mkdir(parents=True)
+    (root / "image_splits").mkdir()
+    for lang, lines in CAPTIONS.items():
+        with gzip.open(root / "raw" / f"test_2016_flickr.{lang}.gz", "wt", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+    (root / "image_splits" / "test_2016_flickr.txt").write_text("\n".join(IMAGES) + "\n")
+    corpus = read_multi30k(root)
+    assert corpus.languages() == ["cs", "de", "en"] and corpus.image_item == IMAGES
+    assert corpus.captions[:3] == CAPTIONS["cs"] and corpus.item[:3] == IMAGES
+
+
 def test_multi30k_errors_name_the_file(tmp_path):
     root, images = multi30k(tmp_path)
     (root / "val.de").write_text("Ein Hund rennt.\n", encoding="utf-8")
@@ -153,6 +166,8 @@ def test_xm3600_language_filter_texts_only_and_errors(tmp_path):
     corpus = read_xm3600(captions, languages=["sw"])
     assert corpus.captions == ["nyumba", "soko", "daraja"] and corpus.image_path is None
     assert corpus.image_culture == ["de", "sw", "en"]
+    first = read_xm3600(captions, languages=["en"], captions_per_language=1)
+    assert first.captions == ["a house", "a market", "a bridge"]
     texts_only = load_xm3600(captions, ItemEncoder(), languages=["de", "sw"])
     assert np.unique(texts_only.modality).tolist() == ["text"] and len(texts_only) == 6
     with pytest.raises(ValueError, match=r"languages: expected captions in \['fr'\]"):

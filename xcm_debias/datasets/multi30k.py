@@ -1,5 +1,6 @@
-"""Multi30K, as its repository lays it out: ``{split}.{lang}`` caption files (optionally
-``.gz``), line i of each describing image i named in ``{split}.images.txt``.
+"""Multi30K on disk: ``{split}.{lang}`` caption files (optionally ``.gz``), line i of each
+describing image i named in ``{split}.images.txt``; the repository's own layout
+(``data/task1/raw/{split}.{lang}.gz`` and ``data/task1/image_splits/{split}.txt``) is read too.
 
 Multi30K (Elliott et al., 2016, "Multi30K: Multilingual English-German Image Descriptions";
 French: Elliott et al., 2017; Czech: Barrault et al., 2018) translates one English caption per
@@ -28,9 +29,9 @@ def read_multi30k(
 ) -> CaptionCorpus:
     """Captions of ``split`` in every language found (or ``languages``) under ``root``.
 
-    Items are the image file names of ``{split}.images.txt`` (``"{split}:{line}"`` without that
-    file). With ``image_dir``, the corpus also lists the images (``image_dir/<name>``), which must
-    exist.
+    Caption files are looked for in ``root`` and ``root/raw``; items are the image file names of
+    ``{split}.images.txt`` (or ``image_splits/{split}.txt``), ``"{split}:{line}"`` without one.
+    With ``image_dir``, the corpus also lists the images (``image_dir/<name>``), which must exist.
     """
     root = Path(root)
     if not root.is_dir():
@@ -53,7 +54,14 @@ def read_multi30k(
         empty = [i for i, t in enumerate(texts) if not t.strip()]
         if empty:
             raise ValueError(f"{found[lang]}: line {empty[0] + 1} is an empty caption")
-    names_file = root / f"{split}{IMAGES_SUFFIX}"
+    names_file = next(
+        (
+            p
+            for p in (root / f"{split}{IMAGES_SUFFIX}", root / "image_splits" / f"{split}.txt")
+            if p.is_file()
+        ),
+        root / f"{split}{IMAGES_SUFFIX}",
+    )
     names = _read_lines(names_file) if names_file.is_file() else None
     if names is not None and len(names) != n:
         raise ValueError(f"{names_file}: expected {n} image names (one per line), got {len(names)}")
@@ -88,9 +96,9 @@ def load_multi30k(
 
 
 def _caption_files(root: Path, split: str) -> dict[str, Path]:
-    """Language code -> caption file (``{split}.{lang}`` or ``{split}.{lang}.gz``)."""
+    """Language code -> caption file (``{split}.{lang}`` or ``.gz``, in ``root`` or ``root/raw``)."""
     files = {}
-    for path in sorted(root.glob(f"{split}.*")):
+    for path in sorted([*(root / "raw").glob(f"{split}.*"), *root.glob(f"{split}.*")]):
         rest = path.name[len(split) + 1 :].removesuffix(".gz")
         if rest and "." not in rest and path.name != f"{split}{IMAGES_SUFFIX}":
             files[rest] = path

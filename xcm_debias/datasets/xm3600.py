@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from xcm_debias._validation import check_positive_int
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.datasets.corpus import CaptionCorpus, check_files, encode_corpus
 
@@ -27,9 +28,16 @@ def read_xm3600(
     captions: str | Path,
     image_dir: str | Path | None = None,
     languages: Sequence[str] | None = None,
+    captions_per_language: int | None = None,
 ) -> CaptionCorpus:
     """Every caption of ``captions.jsonl`` (or those in ``languages``), item = ``image/key``,
-    image culture = ``image/locale``; with ``image_dir``, the images ``<key>.jpg`` there."""
+    image culture = ``image/locale``; with ``image_dir``, the images ``<key>.jpg`` there.
+
+    ``captions_per_language`` keeps the first n captions of each image and language (1 gives
+    every language the same weight in the image→text gallery).
+    """
+    if captions_per_language is not None:
+        captions_per_language = check_positive_int(captions_per_language, "captions_per_language")
     path = Path(captions)
     if not path.is_file():
         raise FileNotFoundError(f"captions: expected XM3600's captions.jsonl, got {str(path)!r}")
@@ -52,7 +60,7 @@ def read_xm3600(
                 seen.add(lang)
                 if wanted is not None and lang not in wanted:
                     continue
-                for caption in entry["caption"]:
+                for caption in entry["caption"][:captions_per_language]:
                     texts.append(str(caption))
                     language.append(lang)
                     item.append(key)
@@ -83,6 +91,8 @@ def load_xm3600(
     image_dir: str | Path | None = None,
     languages: Sequence[str] | None = None,
     image_encoder: Any = None,
+    captions_per_language: int | None = None,
 ) -> EmbeddingSet:
     """:func:`read_xm3600`, encoded (see :func:`xcm_debias.datasets.encode_corpus`)."""
-    return encode_corpus(read_xm3600(captions, image_dir, languages), encoder, image_encoder)
+    corpus = read_xm3600(captions, image_dir, languages, captions_per_language)
+    return encode_corpus(corpus, encoder, image_encoder)
