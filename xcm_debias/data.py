@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xcm_debias import formats
+import xcm_debias.formats as formats
 from xcm_debias._validation import as_float_matrix, as_label_array, check_fraction
 
 MODALITIES = ("image", "text")

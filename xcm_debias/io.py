@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xcm_debias import formats
+import xcm_debias.formats as formats
 from xcm_debias.data import EmbeddingSet
 
 
