@@ -2,8 +2,9 @@
 
 Post-processes frozen embeddings of any dual encoder with small fitted torch modules.
 
-The names below load on first use (PEP 562), so ``import xcm_debias`` and the command line's
-``--help`` do not pay for importing torch.
+The names below, and subpackages such as ``xcm_debias.processors``, load on first use
+(PEP 562), so ``import xcm_debias`` and the command line's ``--help`` do not pay for importing
+torch.
 """
 
 from __future__ import annotations
@@ -47,9 +48,15 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'xcm_debias' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:  # a subpackage, as the eager imports once made available: xcm_debias.processors
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module 'xcm_debias' has no attribute {name!r}") from None
     globals()[name] = value  # later look-ups skip this function
     return value
 
