@@ -89,3 +89,22 @@ def test_without_paths_or_items_each_pair_is_its_own_item(tmp_path):
     assert len(data.images) == 6
     assert data.images.item.tolist() == ["0:0", "0:1", "0:2", "1:0", "1:1", "1:2"]
     assert (data.images.item == data.texts.item).all()
+
+
+def test_several_captions_per_image_save_as_the_layout_and_load_back(tmp_path):
+    data = load_clip_retrieval(write_folder(tmp_path / "f"))
+    data.save(tmp_path / "again")
+    meta = pq.read_table(tmp_path / "again" / "metadata" / "metadata_0.parquet").to_pydict()
+    assert meta["image_path"] == ["a.jpg", "a.jpg", "b.jpg", "b.jpg", "c.jpg", "a.jpg"]
+    again = load_clip_retrieval(tmp_path / "again")
+    for a, b in ((data.images, again.images), (data.texts, again.texts)):
+        assert torch.equal(a.embeddings, b.embeddings)
+        for name in ("item", "language", "culture"):
+            assert (a.label(name) == b.label(name)).all(), name
+    # without an image_path column, the image's id stands in for it
+    columns = {k: v for k, v in data.to_columns().items() if k != "extra.image_path"}
+    plain = EmbeddingSet.from_columns(data.embeddings, columns)
+    plain.save(tmp_path / "ids")
+    ids = pq.read_table(tmp_path / "ids" / "metadata" / "metadata_0.parquet").column("image_path")
+    assert ids.to_pylist()[:2] == ["image-0:0", "image-0:0"]
+    assert len(load_clip_retrieval(tmp_path / "ids").images) == 3

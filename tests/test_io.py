@@ -87,8 +87,10 @@ def test_clip_retrieval_layout_as_written_by_clip_retrieval(tmp_path):
 
 def test_clip_retrieval_save_refuses_unpaired_sets(tmp_path):
     data = corpus()
-    with pytest.raises(ValueError, match="pairs image i with caption i"):
-        EmbeddingSet.concat([data, data.texts]).save(tmp_path / "bad")
+    with pytest.raises(ValueError, match=r"pairs image i with caption i.*several images"):
+        EmbeddingSet.concat([data, data.images]).save(tmp_path / "bad")
+    with pytest.raises(ValueError, match=r"images without a caption, e.g. \['d'\]"):
+        EmbeddingSet.concat([data.images, data.texts[:3]]).save(tmp_path / "bad")
 
 
 def test_load_errors_name_the_problem(tmp_path):

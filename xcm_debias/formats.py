@@ -253,37 +253,62 @@ def write_clip_retrieval(
 ) -> Path:
     """Write one shard of the clip-retrieval layout.
 
-    The layout pairs image row i with caption row i, so the rows must be of one modality, or
-    images and texts in equal numbers whose items agree row by row.
+    The layout pairs image row i with caption row i: rows of one modality are written as they
+    are; images and texts in equal numbers whose items agree row by row are written pair by
+    pair; otherwise, as clip-retrieval does for several captions per image, each caption is
+    written with its item's image (which must be the only image of its item), and an
+    ``image_path`` column (the image's own, or its id) lets loading keep one image per path.
     """
     folder = Path(folder)
     x = as_numpy(embeddings)
-    is_img = columns["modality"] == "image"
-    parts = {
-        name: rows for name, rows in (("img_emb", is_img), ("text_emb", ~is_img)) if rows.any()
-    }
-    if len(parts) == 2:
-        n_img, n_txt = int(is_img.sum()), int((~is_img).sum())
-        if n_img != n_txt or not (columns["item"][is_img] == columns["item"][~is_img]).all():
-            raise ValueError(
-                "save_clip_retrieval: the layout pairs image i with caption i; expected equal "
-                f"numbers of images and texts with matching items, got {n_img} images and "
-                f"{n_txt} texts. Save as .npz or .parquet instead."
-            )
-    ref = is_img if "img_emb" in parts else ~is_img
-    meta: Columns = {"item": columns["item"][ref]}
-    if "text_emb" in parts:
-        meta["language"] = columns["language"][~is_img]
-        meta["text_culture"] = columns["culture"][~is_img]
-    if "img_emb" in parts:
-        meta["culture"] = columns["culture"][is_img]
-    meta.update({k[len(EXTRA) :]: v[ref] for k, v in columns.items() if k.startswith(EXTRA)})
+    item = columns["item"]
+    img = np.flatnonzero(columns["modality"] == "image")
+    txt = np.flatnonzero(columns["modality"] != "image")
+    extra = {k[len(EXTRA) :]: v for k, v in columns.items() if k.startswith(EXTRA)}
+    ref = img if len(img) else txt
+    if len(img) and len(txt) and not (len(img) == len(txt) and (item[img] == item[txt]).all()):
+        img = _image_of_each_caption(columns, img, txt)
+        path = extra.get("image_path", columns["id"])[img]
+        extra = {**extra, "image_path": path}
+        ref = txt
+    meta: Columns = {"item": item[ref]}
+    if len(txt):
+        meta["language"] = columns["language"][txt]
+        meta["text_culture"] = columns["culture"][txt]
+    if len(img):
+        meta["culture"] = columns["culture"][img]
+    meta.update({k: v if k == "image_path" and ref is txt else v[ref] for k, v in extra.items()})
     (folder / "metadata").mkdir(parents=True, exist_ok=True)
     pq.write_table(
         pa.table({k: pa.array(v) for k, v in meta.items()}),
         folder / "metadata" / "metadata_0.parquet",
     )
-    for name, rows in parts.items():
-        (folder / name).mkdir(parents=True, exist_ok=True)
-        np.save(folder / name / f"{name}_0.npy", x[rows])
+    for name, rows in (("img_emb", img), ("text_emb", txt)):
+        if len(rows):
+            (folder / name).mkdir(parents=True, exist_ok=True)
+            np.save(folder / name / f"{name}_0.npy", x[rows])
     return folder
+
+
+def _image_of_each_caption(columns: Columns, img: np.ndarray, txt: np.ndarray) -> np.ndarray:
+    """Row of the image of each caption's item; each item must have exactly one image and every
+    image at least one caption (otherwise the layout cannot hold the set)."""
+    item = columns["item"]
+    image_items, counts = np.unique(item[img], return_counts=True)
+    captioned = set(item[txt].tolist())
+    problem = (
+        f"items with several images, e.g. {image_items[counts > 1][:3].tolist()}"
+        if (counts > 1).any()
+        else f"captions without an image, e.g. {sorted(captioned - set(image_items.tolist()))[:3]}"
+        if not captioned <= set(image_items.tolist())
+        else f"images without a caption, e.g. {sorted(set(image_items.tolist()) - captioned)[:3]}"
+        if set(image_items.tolist()) - captioned
+        else ""
+    )
+    if problem:
+        raise ValueError(
+            "save_clip_retrieval: the layout pairs image i with caption i; expected one image "
+            f"per item and a caption for each, got {problem}. Save as .npz or .parquet instead."
+        )
+    row_of = dict(zip(item[img].tolist(), img.tolist(), strict=True))
+    return np.array([row_of[i] for i in item[txt].tolist()], dtype=np.int64)
