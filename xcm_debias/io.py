@@ -57,10 +57,12 @@ def load_parquet(path: str | Path) -> EmbeddingSet:
 
 
 def save_clip_retrieval(data: EmbeddingSet, folder: str | Path) -> Path:
-    """Write one shard of the clip-retrieval layout.
+    """Write one shard of the clip-retrieval layout (image row i pairs with caption row i).
 
-    The layout pairs image row i with caption row i, so the set must hold either one modality,
-    or images and texts in equal numbers whose items agree row by row.
+    One modality is written as it is; images and texts whose items agree row by row pair by
+    pair; otherwise each caption is written with its item's only image, plus an ``image_path``
+    column, as clip-retrieval writes several captions per image (``load_clip_retrieval`` keeps
+    one image per path). Other sets raise ValueError: save them as ``.npz`` or ``.parquet``.
     """
     return formats.write_clip_retrieval(folder, data.embeddings, data.to_columns())
 
