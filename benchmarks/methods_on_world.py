@@ -59,7 +59,7 @@ def _score(name: str, **params: Any) -> dict[str, Any]:
     return {"processors": [], "scoring": [{"class": name, "params": params}]}
 
 
-# name -> (config, docs page). Defaults as each class ships them, unless the DESIGN names one.
+# name -> (config, docs page). Defaults as each class ships them, unless its docs page names one.
 METHODS: dict[str, tuple[dict[str, Any], str]] = {
     "baseline": ({"processors": [], "scoring": []}, ""),
     "LanguageProjection center": (

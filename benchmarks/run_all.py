@@ -18,13 +18,14 @@ from typing import Any
 from _harness import RESULTS, ROOT
 
 PAGE = ROOT / "docs" / "benchmarks.md"
-ORDER = ("linear_throughput", "retrieval", "vs_reference", "scaling", "million")
+ORDER = ("linear_throughput", "retrieval", "vs_reference", "scaling", "million", "cli_startup")
 COMMANDS = {
     "linear_throughput": "python benchmarks/linear_throughput.py",
     "retrieval": "python benchmarks/retrieval.py",
     "vs_reference": "python benchmarks/vs_reference.py",
     "scaling": "python benchmarks/scaling.py",
     "million": "python benchmarks/million.py",
+    "cli_startup": "python benchmarks/cli_startup.py",
 }
 TITLES = {
     "linear_throughput": "1. Linear processors against a bare matmul",
@@ -32,6 +33,7 @@ TITLES = {
     "vs_reference": "3. InvGC, DIS and QB-Norm against the reference algorithms",
     "scaling": "4. Growth with the gallery size",
     "million": "The 1M-item run",
+    "cli_startup": "Command-line start-up: `--help` and argument errors",
 }
 
 

@@ -57,6 +57,8 @@ SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
             "load_clip_retrieval",
         ),
     ),
+    ("xcm_debias.datasets", None),
+    ("xcm_debias.plain_vectors", ("as_embedding_set", "as_query_gallery", "like_input")),
     ("xcm_debias.streaming", ("transform_folder", "transform_shard", "find_shards", "Shard")),
     ("xcm_debias.distributed", ("transform_dask",)),
     ("xcm_debias.gated_topk", ("GatedOffsetIndex",)),

@@ -1,6 +1,6 @@
 """Quick start: measure and remove language/culture bias on the embedded world.
 
-The DESIGN "Public API" flow, end to end, on the embedded 3XCM-style world (drawn scenes,
+The public API flow (fit on calibration, search, report before/after), end to end, on the embedded 3XCM-style world (drawn scenes,
 captions in nine languages, USE-m3 text tower, a small shipped image tower):
 
 1. build (first run) or load (cached) the world's calibration and test splits — disjoint items;

@@ -75,7 +75,7 @@ def multilingual_corpus(
     """Items with one image (culture = one of the languages) and one caption per language.
 
     Captions carry a language direction that also points at the culture of that language's
-    images (``tug``): the cultural tugging of DESIGN.md, in miniature.
+    images (``tug``): 3XCM's cultural tugging (docs/concepts.md), in miniature.
     """
     g = torch.Generator().manual_seed(seed)
     content = torch.randn(n_items, dim, generator=g)

@@ -45,6 +45,7 @@ def test_committed_api_page_equals_the_generated_one(make_api):
         "xcm_debias.metrics",
         "xcm_debias.encoders",
         "xcm_debias.worlds",
+        "xcm_debias.datasets",
     ],
 )
 def test_every_public_name_has_an_entry(make_api, module_name):

@@ -86,6 +86,26 @@ def test_culture_map_and_baseline(corpus_path, tmp_path, capsys):
     assert set(data["delta"]) <= set(data["before"]["metrics"])
 
 
+def test_corpus_after_culture_map_pairs_is_not_swallowed(corpus_path, tmp_path):
+    """``--culture-map en=en de=de CORPUS``: CORPUS is read as CORPUS, the pairs as the map."""
+    after, before = tmp_path / "after", tmp_path / "before"
+    pairs = ["--culture-map", "de=en", "en=de"]
+    assert main(["report", "--out", str(after), "--quiet", *pairs, str(corpus_path)]) == 0
+    assert main(["report", str(corpus_path), "--out", str(before), "--quiet", *pairs]) == 0
+    got, expected = (json.loads((p / "report.json").read_text()) for p in (after, before))
+    assert got["metrics"] == expected["metrics"]
+    assert got["config"] == expected["config"]
+    plain = tmp_path / "plain"
+    assert main(["report", str(corpus_path), "--out", str(plain), "--quiet"]) == 0
+    unmapped = json.loads((plain / "report.json").read_text())["metrics"]
+    assert unmapped != got["metrics"]  # the map took effect
+
+
+def test_a_missing_corpus_after_culture_map_is_named(capsys):
+    assert main(["report", "--culture-map", "de=en", "en=de"]) == 2
+    assert "CORPUS: expected a saved EmbeddingSet" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -89,8 +89,8 @@ def test_bad_arguments_are_named():
         ExactRetriever().search(data, other, 1)
     with pytest.raises(ValueError, match="k: expected an integer >= 1, got 0"):
         ExactRetriever().search(data, data, 0)
-    with pytest.raises(TypeError, match="queries: expected an EmbeddingSet"):
-        ExactRetriever().search(data.embeddings, data, 1)
+    with pytest.raises(TypeError, match="queries: expected an EmbeddingSet or a"):
+        ExactRetriever().search(data.embeddings.tolist(), data, 1)
     with pytest.raises(ValueError, match="block_size"):
         ExactRetriever(block_size=0)
     with pytest.raises(ValueError, match="targets: expected gallery indices"):

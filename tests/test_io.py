@@ -72,7 +72,8 @@ def test_clip_retrieval_layout_as_written_by_clip_retrieval(tmp_path):
             {"image_path": [f"{shard}_{i}.jpg" for i in range(n)], "caption": ["x"] * n}
         )
         pq.write_table(table, tmp_path / "metadata" / f"metadata_{shard}.parquet")
-    data = load_clip_retrieval(tmp_path)
+    with pytest.warns(UserWarning, match="no 'language' column"):
+        data = load_clip_retrieval(tmp_path)
     assert len(data) == 10 and data.embeddings.dtype == torch.float16
     assert (data.images.item == data.texts.item).all()
     assert data.images.extra["image_path"].tolist() == [
@@ -86,8 +87,10 @@ def test_clip_retrieval_layout_as_written_by_clip_retrieval(tmp_path):
 
 def test_clip_retrieval_save_refuses_unpaired_sets(tmp_path):
     data = corpus()
-    with pytest.raises(ValueError, match="pairs image i with caption i"):
-        EmbeddingSet.concat([data, data.texts]).save(tmp_path / "bad")
+    with pytest.raises(ValueError, match=r"pairs image i with caption i.*several images"):
+        EmbeddingSet.concat([data, data.images]).save(tmp_path / "bad")
+    with pytest.raises(ValueError, match=r"images without a caption, e.g. \['d'\]"):
+        EmbeddingSet.concat([data.images, data.texts[:3]]).save(tmp_path / "bad")
 
 
 def test_load_errors_name_the_problem(tmp_path):

@@ -29,7 +29,7 @@ def dense_soft_top1_mass(s, q_groups, g_groups, offsets, tau, q_names, g_names):
 
 
 def dense_sinkhorn_offsets(s, q_groups, g_groups, targets, tau, q_names, g_names):
-    """c_ab += τ log(m_ab / t_ab) on the dense softmax, to convergence (DESIGN's update)."""
+    """c_ab += τ log(m_ab / t_ab) on the dense softmax, to convergence (the update of GroupBalance's docstring)."""
     c = np.zeros_like(targets)
     for _ in range(200_000):
         mass = dense_soft_top1_mass(s, q_groups, g_groups, c, tau, q_names, g_names)

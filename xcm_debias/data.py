@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import xcm_debias.formats as formats
 from xcm_debias._validation import as_float_matrix, as_label_array, check_fraction
 from xcm_debias.language_codes import language_key, language_keys
 
@@ -363,21 +364,41 @@ class EmbeddingSet:
     # -------------------------------------------------------------------- I/O
     def save(self, path: str | Path) -> Path:
         """Save as ``.npz`` or ``.parquet`` (by suffix) or as a clip-retrieval folder (no suffix)."""
-        from xcm_debias import io
-
-        return io.save(self, path)
+        return formats.write(path, self._x, self.to_columns())
 
     @staticmethod
     def load(path: str | Path) -> EmbeddingSet:
         """Load a ``.npz``, a ``.parquet`` or a clip-retrieval folder."""
-        from xcm_debias import io
+        embeddings, columns = formats.read(path)
+        return EmbeddingSet.from_columns(embeddings, columns, str(path))
 
-        return io.load(path)
+    @staticmethod
+    def from_columns(
+        embeddings: torch.Tensor | np.ndarray, columns: Mapping[str, np.ndarray], source: str = ""
+    ) -> EmbeddingSet:
+        """The set ``to_columns`` describes: labels by name, ``extra.<name>`` as extra columns.
+
+        ``source`` (e.g. the file read) prefixes the error when the ``modality`` column is missing.
+        """
+        x = embeddings if isinstance(embeddings, torch.Tensor) else torch.from_numpy(embeddings)
+        labels = {k: formats.plain_column(columns[k]) for k in LABELS if k in columns}
+        if LANGUAGE_TAG in columns:  # the codes as given: they key to the saved language column
+            labels["language"] = formats.plain_column(columns[LANGUAGE_TAG])
+        if "modality" not in labels:
+            raise ValueError(
+                f"{source or 'columns'}: expected a 'modality' column, found {sorted(columns)}"
+            )
+        extra = {
+            k[len(formats.EXTRA) :]: formats.plain_column(v)
+            for k, v in columns.items()
+            if k.startswith(formats.EXTRA)
+        }
+        return EmbeddingSet(x, extra=extra or None, **labels)
 
     def to_columns(self) -> dict[str, np.ndarray]:
         """All labels and extra columns as a dict of 1-D numpy arrays (extra names prefixed)."""
         columns = {k: v for k, v in self._labels.items()}
-        columns.update({f"extra.{k}": v for k, v in self._extra.items()})
+        columns.update({f"{formats.EXTRA}{k}": v for k, v in self._extra.items()})
         return columns
 
 

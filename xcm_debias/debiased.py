@@ -68,7 +68,8 @@ from xcm_debias.calibration.selection import RecallGuardLike, Selection
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.fitted import NotFittedError, read_config, restore_buffers, write_safetensors
 from xcm_debias.gated_topk import GatedOffsetIndex
-from xcm_debias.processors.base import PostProcessor
+from xcm_debias.plain_vectors import PlainOrSet, as_embedding_set, as_query_gallery, like_input
+from xcm_debias.processors.base import PostProcessor, as_processor
 from xcm_debias.retrieval import ExactRetriever, Ranking, Retriever
 from xcm_debias.scoring.base import GalleryColumns, ScoredRows, ScoreNormalizer
 
@@ -85,7 +86,8 @@ class Debiased:
 
     Args:
         retriever: the wrapped inner-product retriever (``ExactRetriever``, a faiss one...).
-        processors: an embedding-level PostProcessor or Chain, fitted in place by ``fit``.
+        processors: an embedding-level PostProcessor or Chain, or a list of processors (made a
+            Chain, applied in order), fitted in place by ``fit``.
         scoring: a ScoreNormalizer, a sequence of them (stages in order), or a mapping from
             ``"t2i"``/``"i2t"`` to either. The given objects are templates: ``fit`` fits clones,
             one per direction, kept in ``scorers_``.
@@ -101,7 +103,7 @@ class Debiased:
     def __init__(
         self,
         retriever: Retriever,
-        processors: PostProcessor | None = None,
+        processors: PostProcessor | Sequence[PostProcessor] | None = None,
         scoring: ScoringSpec | None = None,
         cross_fit: bool | int = False,
         seed: int = 0,
@@ -112,11 +114,7 @@ class Debiased:
                 f"retriever: expected a Retriever (an object with search(queries, gallery, k)), "
                 f"got {type(retriever).__name__}"
             )
-        if processors is not None and not isinstance(processors, PostProcessor):
-            raise TypeError(
-                f"processors: expected a PostProcessor, a Chain or None, got "
-                f"{type(processors).__name__}"
-            )
+        processors = as_processor(processors, "processors")
         self._n_folds = _n_folds(cross_fit)
         self.retriever = retriever
         self.processors = processors
@@ -174,9 +172,10 @@ class Debiased:
         return self
 
     # --------------------------------------------------------------- search
-    def search(self, queries: EmbeddingSet, gallery: EmbeddingSet, k: int) -> Ranking:
+    def search(self, queries: PlainOrSet, gallery: PlainOrSet, k: int) -> Ranking:
         """Top-``k`` gallery rows per query after every fitted stage (scores in score units)."""
         self._check_is_fitted()
+        queries, gallery = as_query_gallery(queries, gallery, map(DIRECTIONS.get, self.scorers_))
         _check_sets(queries, gallery)
         k = check_positive_int(k, "k")
         direction = self._direction(queries, gallery)
@@ -233,10 +232,11 @@ class Debiased:
         return index, rows.augmented, w_on, w_off
 
     def rank_of(
-        self, queries: EmbeddingSet, gallery: EmbeddingSet, targets: torch.Tensor | np.ndarray
+        self, queries: PlainOrSet, gallery: PlainOrSet, targets: torch.Tensor | np.ndarray
     ) -> torch.Tensor:
         """1-based rank of gallery row ``targets[i]`` for query i, consistent with ``search``."""
         self._check_is_fitted()
+        queries, gallery = as_query_gallery(queries, gallery, map(DIRECTIONS.get, self.scorers_))
         _check_sets(queries, gallery)
         direction = self._direction(queries, gallery)
         if direction is None:
@@ -263,16 +263,17 @@ class Debiased:
                 return direction
         return None
 
-    def transform(self, data: EmbeddingSet) -> EmbeddingSet:
+    def transform(self, data: PlainOrSet) -> PlainOrSet:
         """The embedding-level part: ``data`` through the fitted processors (labels kept).
 
         Score-level methods change scores, not vectors, so they do not appear here; the
-        modality gap of a report on a ``Debiased`` is measured on this output.
+        modality gap of a report on a ``Debiased`` is measured on this output. Plain ``[N, D]``
+        vectors (numpy or torch, taken as text rows) come back in the same form.
         """
-        if not isinstance(data, EmbeddingSet):
-            raise TypeError(f"data: expected an EmbeddingSet, got {type(data).__name__}")
+        original, data = data, as_embedding_set(data, "data", "text")
         self._check_is_fitted()
-        return data if self.processors is None else self.processors.transform(data)
+        out = data if self.processors is None else self.processors.transform(data)
+        return like_input(out, original)
 
     def _entry(self, gallery: EmbeddingSet) -> _GalleryEntry:
         fingerprint = _fingerprint(gallery)

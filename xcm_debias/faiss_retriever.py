@@ -1,4 +1,4 @@
-"""FaissRetriever: inner-product search through a faiss index (exact flat, IVF or HNSW)."""
+"""FaissRetriever: inner-product search through a faiss index: a factory string or your own index."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import torch
 
 from xcm_debias._validation import check_positive_int
 from xcm_debias.data import EmbeddingSet
+from xcm_debias.plain_vectors import as_embedding_set
 from xcm_debias.retrieval import Ranking
 
 INDEX_KINDS = ("flat", "ivf", "hnsw")
+_WRAPPED_MIN_COSINE = 0.9
+_PROBE_DIMS = (64, 96, 128, 256, 384, 512, 768, 1024)
 
 
 def _faiss():  # imported lazily: faiss is only needed by this retriever
@@ -35,20 +38,36 @@ def gallery_fingerprint(gallery: EmbeddingSet) -> str:
 
 
 class FaissRetriever:
-    """Inner-product retrieval through a faiss index built from the gallery.
+    """Inner-product retrieval through a faiss index built from the gallery, or through yours.
 
-    ``index="flat"`` is exact (``IndexFlatIP``); ``"ivf"`` (``IVF{nlist},Flat``, ``nprobe``
-    lists visited) and ``"hnsw"`` (``HNSW{hnsw_m}``, ``ef_search``) are approximate. The index of
-    the last gallery searched is cached (keyed by a content fingerprint), so repeated searches
-    against one gallery build it once. Score offsets of the score-level methods are folded in
-    by ``Debiased`` as an extra coordinate, so any of these index kinds applies them exactly.
+    ``index`` is one of
+
+    * a short name: ``"flat"`` is exact (``IndexFlatIP``); ``"ivf"`` (``IVF{nlist},Flat``,
+      ``nprobe`` lists visited) and ``"hnsw"`` (``HNSW{hnsw_m}``, ``ef_search``) are approximate;
+    * any `faiss factory string <https://github.com/facebookresearch/faiss/wiki/The-index-factory>`_
+      (``"IVF4,Flat"``, ``"HNSW32"``, ``"Flat"``, ``"IVF256,PQ16"``...), built with the inner
+      product metric and trained on the gallery when it needs training; ``nprobe`` and
+      ``ef_search`` are applied where the index has them;
+    * an existing ``faiss.Index`` with the inner product metric, e.g. the ``knn.index`` that
+      clip-retrieval / autofaiss build (``faiss.read_index(path)``). It is not rebuilt: it serves
+      the gallery it was built from, which ``search`` still takes (same rows, same order, for
+      their labels). Where the index can reconstruct vectors, a strided sample of them is checked
+      against the gallery (cosine ≥ 0.9), so a processed or different gallery is refused
+      rather than searched with stale vectors; a wrapped index therefore cannot serve
+      ``Debiased`` stages that change or extend the gallery vectors: use a factory string there.
+
+    The index of the last gallery searched is cached (keyed by a content fingerprint), so
+    repeated searches against one gallery build it once. Score offsets of the score-level methods
+    are folded in by ``Debiased`` as an extra coordinate, so any built index applies them exactly.
+    Queries and gallery may be EmbeddingSets or plain ``[N, D]`` numpy arrays / torch tensors.
 
     Args:
-        index: ``"flat"``, ``"ivf"`` or ``"hnsw"``.
+        index: a short name, a faiss factory string or a ``faiss.Index`` (see above).
         normalize: L2-normalise queries and gallery (cosine similarity).
-        nlist: IVF lists (default ``4·√N``, at most N/39 as faiss wants ≥ 39 points per list).
+        nlist: IVF lists of ``"ivf"`` (default ``4·√N``, at most N/39 as faiss wants ≥ 39 points
+            per list).
         nprobe: IVF lists searched per query.
-        hnsw_m: HNSW graph degree.
+        hnsw_m: HNSW graph degree of ``"hnsw"``.
         ef_search: HNSW search beam.
         threads: faiss OpenMP threads (default: faiss's own).
     """
@@ -63,9 +82,7 @@ class FaissRetriever:
         ef_search: int = 128,
         threads: int | None = None,
     ) -> None:
-        if index not in INDEX_KINDS:
-            raise ValueError(f"index: expected one of {INDEX_KINDS}, got {index!r}")
-        self.index = index
+        self.index = _check_index_spec(index)
         self.normalize = bool(normalize)
         self.nlist = None if nlist is None else check_positive_int(nlist, "nlist")
         self.nprobe = check_positive_int(nprobe, "nprobe")
@@ -75,16 +92,16 @@ class FaissRetriever:
         self._cached: tuple[str, object] | None = None
 
     def __repr__(self) -> str:
-        return f"FaissRetriever(index={self.index!r}, normalize={self.normalize})"
+        shown = self.index if isinstance(self.index, str) else f"<{type(self.index).__name__}>"
+        return f"FaissRetriever(index={shown!r}, normalize={self.normalize})"
 
     def _matrix(self, data: EmbeddingSet) -> np.ndarray:
         x = data.normalized().embeddings if self.normalize else data.embeddings
         return np.ascontiguousarray(x.detach().float().cpu().numpy())
 
-    def build(self, gallery: EmbeddingSet) -> object:
-        """Build (or return the cached) faiss index of ``gallery``."""
-        if not isinstance(gallery, EmbeddingSet):
-            raise TypeError(f"gallery: expected an EmbeddingSet, got {type(gallery).__name__}")
+    def build(self, gallery: EmbeddingSet | np.ndarray | torch.Tensor) -> object:
+        """Build (or return the cached, or the wrapped) faiss index of ``gallery``."""
+        gallery = as_embedding_set(gallery, "gallery", "image")
         key = gallery_fingerprint(gallery)
         if self._cached is not None and self._cached[0] == key:
             return self._cached[1]
@@ -92,25 +109,51 @@ class FaissRetriever:
         if self.threads is not None:
             faiss.omp_set_num_threads(self.threads)
         x = self._matrix(gallery)
+        if not isinstance(self.index, str):
+            index = _checked_wrapped_index(self.index, x)
+        else:
+            index = self._new_index(x)
+            index.add(x)
+        self._cached = (key, index)
+        return index
+
+    def _new_index(self, x: np.ndarray) -> object:
+        """An empty (trained) inner-product index for the rows ``x``, per ``self.index``."""
+        faiss = _faiss()
         n, d = x.shape
         if self.index == "flat":
-            index = faiss.IndexFlatIP(d)
-        elif self.index == "hnsw":
+            return faiss.IndexFlatIP(d)
+        if self.index == "hnsw":
             index = faiss.IndexHNSWFlat(d, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efSearch = self.ef_search
-        else:
+            return index
+        if self.index == "ivf":
             nlist = self.nlist or max(1, min(int(4 * np.sqrt(n)), n // 39))
             index = faiss.index_factory(d, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
             index.train(x)
             faiss.extract_index_ivf(index).nprobe = min(self.nprobe, nlist)
-        index.add(x)
-        self._cached = (key, index)
+            return index
+        try:
+            index = faiss.index_factory(d, self.index, faiss.METRIC_INNER_PRODUCT)
+            if not index.is_trained:
+                index.train(x)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"index: faiss could not build {self.index!r} for {n} gallery rows of dimension "
+                f"{d}: {str(exc).strip().splitlines()[-1]}"
+            ) from exc
+        _set_search_parameters(index, nprobe=self.nprobe, efSearch=self.ef_search)
         return index
 
-    def search(self, queries: EmbeddingSet, gallery: EmbeddingSet, k: int) -> Ranking:
+    def search(
+        self,
+        queries: EmbeddingSet | np.ndarray | torch.Tensor,
+        gallery: EmbeddingSet | np.ndarray | torch.Tensor,
+        k: int,
+    ) -> Ranking:
         """Top-``k`` gallery rows per query (``k`` capped at the gallery size)."""
-        if not isinstance(queries, EmbeddingSet):
-            raise TypeError(f"queries: expected an EmbeddingSet, got {type(queries).__name__}")
+        queries = as_embedding_set(queries, "queries", "text")
+        gallery = as_embedding_set(gallery, "gallery", "image")
         k = check_positive_int(k, "k")
         index = self.build(gallery)
         if queries.dim != gallery.dim:
@@ -147,3 +190,83 @@ class FaissRetriever:
             raise FileNotFoundError(f"path: expected {path} and {stamp} written by save_index")
         self._cached = (stamp.read_text().strip(), _faiss().read_index(str(path)))
         return self
+
+
+def _check_index_spec(index: object) -> object:
+    """``index`` if it is a short name, a non-empty factory string or a faiss.Index."""
+    if isinstance(index, str):
+        if not index.strip():
+            raise ValueError(
+                f"index: expected one of {INDEX_KINDS}, a faiss factory string or a faiss.Index, "
+                "got an empty string"
+            )
+        if index not in INDEX_KINDS:
+            _check_factory_string(index)
+        return index
+    faiss = _faiss()
+    if not isinstance(index, faiss.Index):
+        raise TypeError(
+            f"index: expected one of {INDEX_KINDS}, a faiss factory string or a faiss.Index, "
+            f"got {type(index).__name__}"
+        )
+    if index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise ValueError(
+            "index: expected a faiss.Index with the inner product metric (METRIC_INNER_PRODUCT), "
+            f"got metric_type {index.metric_type}; rebuild it with faiss.METRIC_INNER_PRODUCT"
+        )
+    if index.ntotal == 0:
+        raise ValueError("index: expected a faiss.Index holding the gallery rows, got an empty one")
+    return index
+
+
+def _check_factory_string(spec: str) -> None:
+    """Raise ValueError unless faiss builds ``spec`` for one of a few common dimensions."""
+    faiss = _faiss()
+    error = ""
+    for d in _PROBE_DIMS:  # a factory string may fit some dimensions only (PQ16 needs 16 | d)
+        try:
+            faiss.index_factory(d, spec, faiss.METRIC_INNER_PRODUCT)
+            return
+        except RuntimeError as exc:
+            error = str(exc).strip().splitlines()[-1]
+    raise ValueError(
+        f"index: expected one of {INDEX_KINDS}, a faiss factory string (e.g. 'IVF4,Flat', "
+        f"'HNSW32') or a faiss.Index, got {spec!r} ({error})"
+    )
+
+
+def _checked_wrapped_index(index: object, x: np.ndarray) -> object:
+    """The wrapped ``index`` if it holds the gallery rows ``x`` (size, dimension, sample)."""
+    n, d = x.shape
+    if (index.ntotal, index.d) != (n, d):
+        raise ValueError(
+            f"gallery: expected the {index.ntotal} rows of dimension {index.d} the wrapped faiss "
+            f"index was built from, got {n} rows of dimension {d}"
+        )
+    rows = np.unique(np.linspace(0, n - 1, num=min(n, 16)).astype(np.int64))
+    try:
+        stored = np.stack([index.reconstruct(int(i)) for i in rows])
+    except RuntimeError:  # this index type cannot reconstruct: nothing to compare
+        return index
+    given = x[rows]
+    cosine = (stored * given).sum(1) / (
+        np.linalg.norm(stored, axis=1) * np.linalg.norm(given, axis=1) + 1e-12
+    )
+    worst = int(cosine.argmin())
+    if cosine[worst] < _WRAPPED_MIN_COSINE:
+        raise ValueError(
+            f"gallery: expected the rows the wrapped faiss index holds, but gallery row "
+            f"{int(rows[worst])} differs from the index's (cosine {cosine[worst]:.3f}); a wrapped "
+            "index serves only its own gallery (for processed galleries, pass a factory string)"
+        )
+    return index
+
+
+def _set_search_parameters(index: object, **values: int) -> None:
+    """Set each faiss search parameter (``nprobe``, ``efSearch``) the index has."""
+    space = _faiss().ParameterSpace()
+    for name, value in values.items():
+        try:
+            space.set_index_parameter(index, name, value)
+        except RuntimeError:  # the index has no such parameter (e.g. nprobe on HNSW)
+            continue

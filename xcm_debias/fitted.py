@@ -5,7 +5,8 @@ Both :class:`xcm_debias.processors.PostProcessor` (embedding level) and
 estimators + concept-erasure):
 
 * constructor arguments are stored untouched as same-named attributes and read back by
-  ``get_params()`` (JSON-able), so a module is re-creatable from its config;
+  ``get_params()`` (JSON-able), so a module is re-creatable from its config; ``set_params``
+  and ``sklearn.base.clone`` (through ``__sklearn_clone__``) follow scikit-learn;
 * fitted tensors live in registered buffers (``state_dict()`` is the whole fitted model), set
   with ``set_state``; ``fitted_flag`` says whether ``fit`` ran; small JSON metadata rides in
   ``fitted_meta``;
@@ -67,9 +68,35 @@ class FittedModule(torch.nn.Module):
         self.fitted_meta: dict[str, Any] = {}
 
     # ------------------------------------------------------------ parameters
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments, read back from same-named attributes (JSON-able)."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor arguments, read back from same-named attributes (JSON-able).
+
+        ``deep`` is scikit-learn's flag; a module has no nested estimators (a ``Chain`` lists
+        its steps' parameters when ``deep``), so it changes nothing here.
+        """
         return constructor_params(self)
+
+    def set_params(self: _Module, **params: Any) -> _Module:
+        """Change constructor arguments by name (scikit-learn's contract); returns ``self``.
+
+        The module is rebuilt from its parameters with these replaced, as ``from_config`` would,
+        so it is **unfitted** afterwards (fitted state made with other parameters is dropped).
+        """
+        current = self.get_params(deep=False)
+        unknown = sorted(set(params) - set(current))
+        if unknown:
+            raise ValueError(
+                f"set_params: expected parameters of {type(self).__name__} among "
+                f"{sorted(current)}, got {unknown}"
+            )
+        fresh = type(self)(**{**current, **params})
+        self.__dict__.clear()  # no attribute fitted under the old parameters survives
+        self.__dict__.update(fresh.__dict__)
+        return self
+
+    def __sklearn_clone__(self: _Module) -> _Module:
+        """``sklearn.base.clone``: an unfitted module with the same parameters."""
+        return self.from_config(unfitted_config(self.to_config()))  # type: ignore[attr-defined]
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -94,7 +121,7 @@ class FittedModule(torch.nn.Module):
         """JSON-able description: class, constructor params and fitted metadata."""
         return {
             "class": type(self).__name__,
-            "params": self.get_params(),
+            "params": self.get_params(deep=False),
             "fitted_meta": _jsonable(self.fitted_meta),
         }
 
@@ -178,6 +205,15 @@ def constructor_params(obj: object) -> dict[str, Any]:
             continue
         params[name] = _jsonable(getattr(obj, name))
     return params
+
+
+def unfitted_config(config: Any) -> Any:
+    """``config`` (from ``to_config``) without fitted metadata, at every level (chains' steps)."""
+    if isinstance(config, dict):
+        return {k: unfitted_config(v) for k, v in config.items() if k != "fitted_meta"}
+    if isinstance(config, list):
+        return [unfitted_config(v) for v in config]
+    return config
 
 
 def restore_buffers(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:

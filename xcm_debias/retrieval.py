@@ -10,6 +10,7 @@ import torch
 
 from xcm_debias._validation import check_positive_int
 from xcm_debias.data import EmbeddingSet
+from xcm_debias.plain_vectors import PlainOrSet, as_query_gallery
 from xcm_debias.topk import blockwise_ranks, blockwise_topk
 
 
@@ -78,7 +79,8 @@ class ExactRetriever:
 
     Scores are ``q · g`` in float32; the ``Q × N`` matrix is never formed: queries and gallery
     are visited in ``block_size`` tiles with a running top-k, so memory is
-    O((Q + N)·k + block_size²). Ties are broken by the lower gallery index.
+    O((Q + N)·k + block_size²). Ties are broken by the lower gallery index. Queries and gallery
+    may be EmbeddingSets or plain ``[N, D]`` numpy arrays / torch tensors.
 
     Args:
         block_size: tile edge (rows of queries and of gallery per product).
@@ -95,8 +97,9 @@ class ExactRetriever:
     def _prepare(self, data: EmbeddingSet) -> torch.Tensor:
         return data.normalized().embeddings if self.normalize else data.embeddings
 
-    def search(self, queries: EmbeddingSet, gallery: EmbeddingSet, k: int) -> Ranking:
+    def search(self, queries: PlainOrSet, gallery: PlainOrSet, k: int) -> Ranking:
         """Top-``k`` gallery rows for each query (``k`` capped at the gallery size)."""
+        queries, gallery = as_query_gallery(queries, gallery)
         _check_pair(queries, gallery)
         k = check_positive_int(k, "k")
         idx, scores = blockwise_topk(
@@ -105,9 +108,10 @@ class ExactRetriever:
         return Ranking(indices=idx, scores=scores)
 
     def rank_of(
-        self, queries: EmbeddingSet, gallery: EmbeddingSet, targets: torch.Tensor | np.ndarray
+        self, queries: PlainOrSet, gallery: PlainOrSet, targets: torch.Tensor | np.ndarray
     ) -> torch.Tensor:
         """1-based rank of gallery row ``targets[i]`` in query i's full ranking (blockwise)."""
+        queries, gallery = as_query_gallery(queries, gallery)
         _check_pair(queries, gallery)
         return blockwise_ranks(
             self._prepare(queries),

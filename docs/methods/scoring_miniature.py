@@ -1,6 +1,6 @@
 """Reproduces the tables of docs/methods/{inverted_softmax,qb_norm,...}.md on a synthetic miniature.
 
-A world in the spirit of DESIGN.md, made of Gaussian vectors in 64-d: 1000 items, one image each
+A world in the spirit of the embedded one (docs/world.md), made of Gaussian vectors in 64-d: 1000 items, one image each
 (culture = one of 7 languages, plus a shared "popularity" direction that makes hub images), one
 caption per language. Captions lean towards their language's culture (cultural tugging),
 English captions also towards their own image (prevalence), and sw/vi captions are noisier.

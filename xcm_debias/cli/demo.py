@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from xcm_debias.configs import list_configs
+from xcm_debias.cli import ConfigNamesFormatter
 
 EPILOG = """\
 examples:
@@ -27,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             78,
         ),
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=ConfigNamesFormatter,
     )
     parser.add_argument(
         "--out", default="xcm_debias_demo", help="output folder (default ./xcm_debias_demo)"
@@ -44,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--config",
         default="recommended",
-        help=f"named debiasing configuration (one of: {', '.join(list_configs())}; default recommended)",
+        help="named debiasing configuration (one of: {config_names}; default recommended)",
     )
     parser.add_argument("--k", type=int, default=10, help="depth of the top-k lists (default 10)")
     return parser

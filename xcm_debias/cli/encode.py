@@ -217,7 +217,9 @@ def load_encoder(args: argparse.Namespace) -> OpenCLIPEncoder:
                 num_workers=args.num_workers,
                 cache_dir=args.cache_dir,
             )
-    except (WeightsUnavailableError, ImportError) as exc:
+    except ImportError as exc:  # names the missing extra: a checkpoint path would not help
+        raise CLIError(" ".join(str(exc).split())) from None
+    except WeightsUnavailableError as exc:
         raise CLIError(
             " ".join(str(exc).split()) + " On the command line: --pretrained /path/to/checkpoint"
         ) from None

@@ -9,14 +9,11 @@ import textwrap
 import time
 from pathlib import Path
 
-from xcm_debias.cli import CLIError
-from xcm_debias.config_spec import format_spec, resolve_config
-from xcm_debias.configs import build, list_configs
-from xcm_debias.data import EmbeddingSet
+from xcm_debias.cli import CLIError, ConfigNamesFormatter
 
 EPILOG = """\
 PIPELINE is one of:
-  a registered name   {names}
+  a registered name   {config_names}
   a chain spec        processors joined by '|', then score stages per direction:
                         "LanguageAlignment(method=ridge) | LanguageProjection(method=leace);
                          t2i: GroupBalance(temperature=0.02);
@@ -50,8 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             78,
             break_on_hyphens=False,
         ),
-        epilog=EPILOG.format(names=", ".join(list_configs())),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+        formatter_class=ConfigNamesFormatter,
     )
     parser.add_argument(
         "calibration",
@@ -94,6 +91,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from xcm_debias.config_spec import format_spec, resolve_config
+    from xcm_debias.configs import build
+    from xcm_debias.data import EmbeddingSet
+
     config = resolve_config(args.pipeline)
     fair = build(config)
     if args.dry_run:

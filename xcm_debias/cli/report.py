@@ -8,13 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tqdm import tqdm
-
 from xcm_debias.cli import CLIError
-from xcm_debias.data import EmbeddingSet
-from xcm_debias.debiased import Debiased
-from xcm_debias.report import BiasReport
-from xcm_debias.retrieval import ExactRetriever
 
 DEFAULT_OUT = "xcm_debias_report"
 EPILOG = """\
@@ -55,6 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "corpus",
         metavar="CORPUS",
+        nargs="?",  # required; may also follow --culture-map's pairs (see CultureMapAction)
         help="saved EmbeddingSet with images and captions: a .npz, a .parquet, or a "
         "clip-retrieval folder (img_emb/, text_emb/, metadata/)",
     )
@@ -71,7 +66,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--culture-map",
         metavar="LANG=CULTURE",
         nargs="+",
-        action="extend",
+        action=CultureMapAction,
         default=None,
         help="culture associated with a caption language, for own-culture metrics "
         "(repeatable; default: the culture label equal to the language code)",
@@ -94,6 +89,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
+class CultureMapAction(argparse.Action):
+    """``--culture-map`` pairs, extended over repeats; a last value without ``=`` is CORPUS.
+
+    ``nargs="+"`` takes every word up to the next option, so in
+    ``report --culture-map en=en de=de corpus.npz`` the corpus would be swallowed: it is kept
+    aside as ``corpus_after_culture_map`` and ``corpus_path`` takes it as CORPUS.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        values = list(values)
+        if len(values) > 1 and "=" not in values[-1]:
+            namespace.corpus_after_culture_map = values.pop()
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), *values])
+
+
+def corpus_path(args: argparse.Namespace) -> str:
+    """CORPUS, given as the positional argument or right after ``--culture-map``'s pairs."""
+    after_map = getattr(args, "corpus_after_culture_map", None)
+    if args.corpus is None and after_map is None:
+        raise CLIError(
+            "CORPUS: expected a saved EmbeddingSet (.npz, .parquet or a folder), got none"
+        )
+    if args.corpus is not None and after_map is not None:
+        raise CLIError(f"--culture-map: expected LANG=CULTURE, got {after_map!r}")
+    return args.corpus if args.corpus is not None else after_map
+
+
 def parse_culture_map(items: list[str] | None) -> dict[str, str] | None:
     """``["de=DE", "ja=JP"]`` -> ``{"de": "DE", "ja": "JP"}``."""
     if items is None:
@@ -113,12 +135,20 @@ def parse_culture_map(items: list[str] | None) -> dict[str, str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    corpus_file = corpus_path(args)
     if args.k < 1:
         raise CLIError(f"--k: expected a positive integer, got {args.k}")
     culture_map = parse_culture_map(args.culture_map)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out: expected a folder, got the file {str(out)!r}")
+    from tqdm import tqdm
+
+    from xcm_debias.data import EmbeddingSet
+    from xcm_debias.debiased import Debiased
+    from xcm_debias.report import BiasReport
+    from xcm_debias.retrieval import ExactRetriever
+
     baseline = None
     if args.baseline is not None:
         try:
@@ -143,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     )
     with stages:
         stages.set_postfix_str("loading corpus")
-        corpus = EmbeddingSet.load(args.corpus)
+        corpus = EmbeddingSet.load(corpus_file)
         if culture_map is not None:
             unknown = sorted(set(culture_map) - set(corpus.texts.languages()))
             if unknown:

@@ -7,12 +7,12 @@ import json
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xcm_debias.cli import CLIError
-from xcm_debias.data import EmbeddingSet
-from xcm_debias.debiased import Debiased
-from xcm_debias.processors.base import _METADATA_KEY, PostProcessor
-from xcm_debias.streaming import transform_folder
+
+if TYPE_CHECKING:  # torch-backed modules load in run(), so --help answers at once
+    from xcm_debias.processors.base import PostProcessor
 
 EPILOG = """\
 PIPELINE is a processor file (PostProcessor.save, e.g. fair.processors.save(path)) or a
@@ -75,6 +75,9 @@ def load_processors(path: str | Path) -> PostProcessor:
     """The embedding-level processors of a processor file or of a saved ``Debiased``."""
     from safetensors import safe_open
 
+    from xcm_debias.debiased import Debiased
+    from xcm_debias.processors.base import _METADATA_KEY, PostProcessor
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"PIPELINE: no such file: {str(path)!r}")
@@ -103,6 +106,9 @@ def load_processors(path: str | Path) -> PostProcessor:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xcm_debias.data import EmbeddingSet
+    from xcm_debias.streaming import transform_folder
+
     if args.batch_size < 1:
         raise CLIError(f"--batch-size: expected a positive integer, got {args.batch_size}")
     processors = load_processors(args.pipeline)

@@ -12,7 +12,10 @@ a local checkpoint file (``.bin``/``.pt``/``.pth``/``.safetensors``), or ``None`
 initialisation, with a warning). ``model_name`` may also be ``"hf-hub:org/repo"`` or
 ``"local-dir:/path"`` (weights come from there). Weights that cannot be fetched (offline,
 missing from the cache, gated) raise :class:`WeightsUnavailableError` naming the model, the tag
-and the two ways to provide them locally.
+and the two ways to provide them locally. When weights must be fetched, the hub is probed first
+(one TCP connection, at most 1 s): unreachable, only the local cache is searched, so an offline
+machine fails at once instead of retrying for about a minute. Models whose text tower or
+tokenizer comes from Hugging Face (xlm-roberta, NLLB) need ``pip install 'xcm_debias[multilingual]'``.
 
 Language-aware tokenizers (NLLB-CLIP's) need each text's source language: texts are tokenised
 per language after ``tokenizer.set_language(code)``, with BCP-47 codes mapped to FLORES-200
@@ -41,6 +44,7 @@ from tqdm.auto import tqdm
 
 from xcm_debias._validation import as_label_array, check_positive_int, check_texts
 from xcm_debias.data import EmbeddingSet
+from xcm_debias.encoders._offline import offline_unless_reachable
 from xcm_debias.encoders._rows import check_labels, languages_of, text_rows
 from xcm_debias.language_codes import language_key
 
@@ -159,8 +163,30 @@ class OpenCLIPEncoder:
             )
         self.tokenizer_languages = {**FLORES200_CODES, **extra_codes}
 
-        config = _model_config(model_name, self.pretrained, self.cache_dir)
-        _check_transformers_available(model_name, config)
+        hub = model_name.startswith("hf-hub:")
+        # without a download (all but hf-hub: names), name, tag and transformers are checked first
+        config = None if hub else _model_config(model_name, self.pretrained, self.cache_dir)
+        if config is not None:
+            _check_transformers_available(model_name, config)
+        downloads = hub or (self.pretrained is not None and not Path(self.pretrained).is_file())
+        with offline_unless_reachable(downloads) as offline:
+            try:
+                model, preprocess, tokenizer = self._load(model_name, config)
+            except WeightsUnavailableError as exc:
+                raise WeightsUnavailableError(f"{offline}\n{exc}" if offline else str(exc)) from exc
+        self._model = model.eval()
+        self._preprocess: Callable[[Image.Image], torch.Tensor] = preprocess
+        self._tokenizer = tokenizer
+        self._input_dtype = _INPUT_DTYPES[self.precision]
+
+    def _load(
+        self, model_name: str, config: dict | None
+    ) -> tuple[torch.nn.Module, Callable, Callable]:
+        """Model, image preprocessing and tokenizer; download failures as WeightsUnavailableError.
+        ``config`` is the checked model config, or None to fetch and check it (hf-hub: names)."""
+        if config is None:
+            config = _model_config(model_name, self.pretrained, self.cache_dir)
+            _check_transformers_available(model_name, config)
         _fetch_weights(model_name, self.pretrained, self.cache_dir)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
@@ -177,10 +203,7 @@ class OpenCLIPEncoder:
                     _unavailable_message(model_name, self.pretrained, exc)
                 ) from exc
             raise
-        self._model = model.eval()
-        self._preprocess: Callable[[Image.Image], torch.Tensor] = preprocess
-        self._tokenizer = tokenizer
-        self._input_dtype = _INPUT_DTYPES[self.precision]
+        return model, preprocess, tokenizer
 
     def __repr__(self) -> str:
         return (
@@ -492,7 +515,8 @@ def _check_transformers_available(model_name: str, config: Mapping) -> None:
         raise ImportError(
             f"OpenCLIPEncoder({model_name!r}): its text tower/tokenizer comes from Hugging Face "
             f"({text.get('hf_tokenizer_name') or text.get('hf_model_name')}) and needs the "
-            "'transformers' package: pip install transformers sentencepiece"
+            "'transformers' package: pip install 'xcm_debias[multilingual]' (transformers and "
+            "sentencepiece)"
         ) from exc
 
 

@@ -4,6 +4,7 @@ Habits (scikit-learn estimators + concept-erasure):
 
 * constructor arguments are stored untouched as attributes of the same name and validated in
   ``fit``; ``get_params()`` reads them back, so a processor is re-creatable from JSON;
+  ``set_params``, ``fit_transform`` and ``sklearn.base.clone`` work as in scikit-learn;
 * ``fit(calibration) -> self`` gathers statistics into registered buffers (``state_dict()`` is
   the whole fitted model) plus a small JSON-able ``fitted_meta`` (e.g. the language codes);
 * ``forward(x, data)`` is pure algebra on a ``[n, D]`` float tensor, batched, never in place;
@@ -75,6 +76,10 @@ class PostProcessor(FittedModule):
 
     def _fit(self, calibration: EmbeddingSet) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _fit")
+
+    def fit_transform(self, calibration: EmbeddingSet) -> EmbeddingSet:
+        """``fit(calibration)``, then ``transform(calibration)`` (scikit-learn's shorthand)."""
+        return self.fit(calibration).transform(calibration)
 
     # ------------------------------------------------------------ transform
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
@@ -182,8 +187,37 @@ class Chain(PostProcessor):
             return NotImplemented
         return Chain(*self.steps, other, cross_fit=self.cross_fit)
 
-    def get_params(self) -> dict[str, Any]:
-        return {"cross_fit": self.cross_fit}
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """``cross_fit``; with ``deep``, also each step as ``step<i>`` and its parameters as
+        ``step<i>__<name>`` (scikit-learn's nested form, settable with ``set_params``)."""
+        params: dict[str, Any] = {"cross_fit": self.cross_fit}
+        if deep:
+            for i, step in enumerate(self.steps):
+                params[f"step{i}"] = step
+                params.update({f"step{i}__{k}": v for k, v in step.get_params().items()})
+        return params
+
+    def set_params(self, **params: Any) -> Chain:
+        """Set ``cross_fit`` and/or step parameters ``step<i>__<name>``; returns ``self``.
+
+        A step whose parameters change is rebuilt unfitted (see ``FittedModule.set_params``).
+        """
+        nested: dict[int, dict[str, Any]] = {}
+        for key, value in params.items():
+            step, sep, name = key.partition("__")
+            index = step.removeprefix("step")
+            if sep and step.startswith("step") and index.isdigit() and int(index) < len(self.steps):
+                nested.setdefault(int(index), {})[name] = value
+            elif key != "cross_fit":
+                raise ValueError(
+                    f"set_params: expected 'cross_fit' or 'step<i>__<name>' with i < "
+                    f"{len(self.steps)}, got {key!r}"
+                )
+        if "cross_fit" in params:
+            self.cross_fit = Chain(*self.steps, cross_fit=params["cross_fit"]).cross_fit
+        for i, step_params in nested.items():
+            self.steps[i].set_params(**step_params)
+        return self
 
     def extra_repr(self) -> str:
         return ""
@@ -224,9 +258,24 @@ class Chain(PostProcessor):
     def to_config(self) -> dict[str, Any]:
         return {
             "class": "Chain",
-            "params": self.get_params(),
+            "params": self.get_params(deep=False),
             "steps": [s.to_config() for s in self.steps],
         }
+
+
+def as_processor(value: object, name: str = "processors") -> PostProcessor | None:
+    """``None``, a PostProcessor (a Chain included) as is, or a list/tuple of them as a Chain."""
+    if value is None or isinstance(value, PostProcessor):
+        return value
+    if isinstance(value, (list, tuple)):
+        for i, step in enumerate(value):
+            if not isinstance(step, PostProcessor):
+                raise TypeError(f"{name}[{i}]: expected a PostProcessor, got {type(step).__name__}")
+        return Chain(*value) if value else None
+    raise TypeError(
+        f"{name}: expected a PostProcessor, a Chain, a list of PostProcessors or None, got "
+        f"{type(value).__name__}"
+    )
 
 
 def out_of_fold_transform(

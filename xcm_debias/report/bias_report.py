@@ -21,7 +21,7 @@ class BiasReport:
     """Metrics of one retriever on one corpus.
 
     Attributes:
-        metrics: flat ``dict[str, float]`` with the stable keys of DESIGN.md
+        metrics: flat ``dict[str, float]`` with the stable keys listed in docs/metrics.md
             (``t2i/recall@1``, ``i2t/language_tv@1``, ``t2i/own_culture@1/lang=de``...).
         details: arrays behind the plots, as JSON-able lists (``t2i/k_occurrence@10``...).
         config: how the report was made (k, retriever, sizes, languages, cultures).

@@ -3,7 +3,7 @@
 Orchestration only: each number comes from a pure function of :mod:`xcm_debias.metrics`; this
 module chooses queries and galleries, runs the retriever once per direction (a top-k search plus
 the full ranks of the queries whose top k misses), and names the results with the stable keys
-of DESIGN.md (``docs/metrics.md`` lists every key).
+that ``docs/metrics.md`` lists.
 
 Directions. **t2i**: the corpus's texts are queries, its images the gallery. **i2t**: the
 images are queries, the multilingual captions the gallery. Relevance = same ``item``. A query

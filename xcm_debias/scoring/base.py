@@ -148,6 +148,12 @@ class ScoreNormalizer(FittedModule):
         self.fitted_flag = torch.tensor(True)
         return self
 
+    def fit_transform(
+        self, query_bank: EmbeddingSet | ScoredRows, gallery_bank: EmbeddingSet | ScoredRows
+    ) -> torch.Tensor:
+        """``fit`` on the banks, then their dense ``[Q, N]`` normalised ``scores`` (small sets)."""
+        return self.fit(query_bank, gallery_bank).scores(query_bank, gallery_bank)
+
     def _fit(self, query_bank: ScoredRows, gallery_bank: ScoredRows) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _fit")
 
