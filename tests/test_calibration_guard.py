@@ -61,7 +61,7 @@ def test_each_group_is_guarded_not_only_the_mean():
     cand = _outcomes([1] * 5 + [1, 1, 1, 0, 0], groups)  # Swahili loses 2 of 5, overall 2 of 10
     reasons = RecallGuard(max_recall_loss=0.25, z=0.0)._violations(base, cand, {}, {})
     # sw differences 0,0,0,1,1: mean 0.4, sample sd sqrt(0.3), SE sqrt(0.3)/sqrt(5) = 0.245
-    assert reasons == ["t2i recall@1 group sw: loss 0.400 + 0·SE 0.245 > 0.25"]
+    assert reasons == ["t2i recall@1 group sw: loss 0.400 − 0·SE 0.245 > 0.25"]
 
 
 def test_hubness_constraint_uses_the_tolerance():
@@ -159,7 +159,9 @@ def test_recommended_keeps_its_plain_call_and_validates_the_guard_arguments():
     fair = xcm_debias.recommended(ExactRetriever())
     assert isinstance(fair, Debiased) and fair.guard is not None
     assert fair.guard.max_recall_loss == 0.01
-    with pytest.raises(ValueError, match="max_recall_loss"):
+    with pytest.raises(
+        ValueError, match=r"max_recall_loss: expected a number in \[0, 1\], got 1.5"
+    ):
         xcm_debias.recommended(ExactRetriever(), max_recall_loss=1.5)
     with pytest.raises(ValueError, match="z: expected a finite number >= 0, got -1"):
         RecallGuard(z=-1)
