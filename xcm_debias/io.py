@@ -23,7 +23,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from xcm_debias.atomic import atomic_path
 from xcm_debias.data import LABELS, EmbeddingSet
+from xcm_debias.npfiles import load_numpy
 
 _EXTRA = "extra."
 
@@ -66,27 +68,34 @@ def _embeddings_numpy(data: EmbeddingSet) -> np.ndarray:
 
 
 def save_npz(data: EmbeddingSet, path: str | Path) -> Path:
+    """Write a ``.npz`` atomically (a failed write leaves any previous file intact)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"embeddings": _embeddings_numpy(data)}
     arrays.update(data.to_columns())
-    np.savez(path, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
     return path
 
 
 def load_npz(path: str | Path) -> EmbeddingSet:
-    with np.load(Path(path), allow_pickle=False) as f:
+    with load_numpy(path) as f:
         if "embeddings" not in f.files:
             raise ValueError(f"{path}: expected an 'embeddings' array, found {sorted(f.files)}")
         if "modality" not in f.files:
             raise ValueError(f"{path}: expected a 'modality' column, found {sorted(f.files)}")
-        columns = {k: f[k] for k in f.files}
+        try:
+            columns = {k: f[k] for k in f.files}
+        except ValueError:
+            raise ValueError(
+                f"{path}: holds Python objects (pickled), which xcm_debias never loads; save "
+                "labels as strings or numbers"
+            ) from None
     return _from_columns(torch.from_numpy(columns.pop("embeddings")), columns, str(path))
 
 
 def save_parquet(data: EmbeddingSet, path: str | Path) -> Path:
+    """Write a ``.parquet`` atomically (a failed write leaves any previous file intact)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     x = _embeddings_numpy(data)
     flat = pa.array(x.reshape(-1))
     table = pa.table(
@@ -95,7 +104,8 @@ def save_parquet(data: EmbeddingSet, path: str | Path) -> Path:
             **{k: pa.array(v) for k, v in data.to_columns().items()},
         }
     )
-    pq.write_table(table, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return path
 
 
@@ -181,7 +191,7 @@ def load_clip_retrieval(folder: str | Path) -> EmbeddingSet:
         ):
             if not shards:
                 continue
-            x = np.load(shards[s], allow_pickle=False)
+            x = load_numpy(shards[s])
             if x.shape[0] != n:
                 raise ValueError(
                     f"{shards[s]}: expected {n} rows (as in {meta_path.name}), got {x.shape[0]}"
@@ -226,13 +236,10 @@ def save_clip_retrieval(data: EmbeddingSet, folder: str | Path) -> Path:
     if img is not None:
         meta["culture"] = img.culture
     meta.update(ref.extra)
-    (folder / "metadata").mkdir(parents=True, exist_ok=True)
-    pq.write_table(
-        pa.table({k: pa.array(v) for k, v in meta.items()}),
-        folder / "metadata" / "metadata_0.parquet",
-    )
+    with atomic_path(folder / "metadata" / "metadata_0.parquet") as tmp:
+        pq.write_table(pa.table({k: pa.array(v) for k, v in meta.items()}), tmp)
     for name, part in (("img_emb", img), ("text_emb", txt)):
         if part is not None:
-            (folder / name).mkdir(parents=True, exist_ok=True)
-            np.save(folder / name / f"{name}_0.npy", _embeddings_numpy(part))
+            with atomic_path(folder / name / f"{name}_0.npy") as tmp, open(tmp, "wb") as f:
+                np.save(f, _embeddings_numpy(part), allow_pickle=False)
     return folder

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from xcm_debias.atomic import write_text
 from xcm_debias.cli import CLIError
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.debiased import Debiased
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         report.to_json(out / "report.json")
         if baseline is not None:
             shown.to_json(out / "comparison.json")
-        (out / "report.md").write_text(shown.to_markdown(figure_dir="plots"), encoding="utf-8")
+        write_text(out / "report.md", shown.to_markdown(figure_dir="plots"))
         stages.update()
         stages.set_postfix_str("drawing plots and HTML")
         plots = shown.save_plots(out / "plots")

@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from xcm_debias.atomic import write_bytes
 from xcm_debias.report import families
 from xcm_debias.report.bias_report import BiasReport
 
@@ -362,6 +363,6 @@ def save_plots(
     paths = []
     for spec in available(before, after):
         path = folder / f"{spec.name}.png"
-        path.write_bytes(render_png(spec.name, before, after, labels))
+        write_bytes(path, render_png(spec.name, before, after, labels))
         paths.append(path)
     return paths
