@@ -160,8 +160,12 @@ def expand_topk(
     k_out = min(k, groups.n_rows)
     sizes = groups.sizes[indices]  # [Q, k']
     before = sizes.cumsum(dim=1) - sizes  # rows of the better groups
-    # a group's members count up to k, and only while the better groups hold fewer than k rows
-    take = torch.where(before < k_out, sizes.clamp(max=k_out), torch.zeros_like(sizes))
+    # groups count while the better ones hold fewer than k rows, and so do the groups that tie
+    # with the last of those (their lower-index members may come first); each with up to k
+    needed = before < k_out
+    last = needed.sum(dim=1, keepdim=True) - 1
+    needed |= scores == torch.gather(scores, 1, last)
+    take = torch.where(needed, sizes.clamp(max=k_out), torch.zeros_like(sizes))
     flat_take = take.reshape(-1)
     entry_query = torch.arange(q).repeat_interleave(take.sum(dim=1))
     entry_group = indices.reshape(-1).repeat_interleave(flat_take)
