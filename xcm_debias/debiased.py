@@ -65,7 +65,7 @@ from xcm_debias.gated_topk import GatedOffsetIndex
 from xcm_debias.processors.base import Chain, PostProcessor, item_folds, out_of_fold_transform
 from xcm_debias.retrieval import ExactRetriever, Ranking, Retriever
 from xcm_debias.scoring.base import GalleryColumns, ScoredRows, ScoreNormalizer
-from xcm_debias.topk import blockwise_topk
+from xcm_debias.topk import blockwise_topk, integral_targets
 
 DIRECTIONS: dict[str, tuple[str, str]] = {"t2i": ("text", "image"), "i2t": ("image", "text")}
 _CACHE_SIZE = 4
@@ -629,7 +629,7 @@ def _ranks_by_search(
     targets: torch.Tensor | np.ndarray,
 ) -> torch.Tensor:
     """Ranks from full-length searches in query batches (for retrievers without rank_of)."""
-    t = torch.as_tensor(targets, dtype=torch.int64)
+    t = integral_targets(targets)  # 1.5 is an error, never truncated to 1
     if t.shape != (len(queries),):
         raise ValueError(f"targets: expected shape ({len(queries)},), got {tuple(t.shape)}")
     n = len(gallery)
