@@ -59,7 +59,6 @@ SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
         "xcm_debias.streaming",
         (
             "transform_folder",
-            "transform_folder_run",
             "FolderRun",
             "transform_shard",
             "find_shards",

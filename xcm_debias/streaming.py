@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -213,13 +213,15 @@ def transform_shard(pipeline: PostProcessor, shard: Shard, batch_size: int = 655
     return shard.target
 
 
-@dataclass
-class FolderRun:
-    """What :func:`transform_folder` did: shards written, skipped (verified) and redone."""
+class FolderRun(list):
+    """The output shard paths of :func:`transform_folder` (a list), and what the run did:
+    ``skipped`` (outputs verified by the manifest and kept) and ``redone`` (path -> why the
+    existing output could not be kept)."""
 
-    written: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    redone: dict[Path, str] = field(default_factory=dict)
+    def __init__(self) -> None:
+        super().__init__()
+        self.skipped: list[Path] = []
+        self.redone: dict[Path, str] = {}
 
 
 def _read_manifest(output_dir: Path, digest: str, overwrite: bool) -> dict:
@@ -284,39 +286,16 @@ def transform_folder(
     progress: bool = True,
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
-) -> list[Path]:
+) -> FolderRun:
     """Stream every shard of ``input_dir`` through a fitted pipeline into ``output_dir``.
 
-    A rerun skips the shards whose output the manifest verifies (same pipeline, same input
-    and label files, output bytes as written) and redoes the others; see the module docstring.
+    Returns the output shard paths (a list, as before) with ``skipped`` and ``redone``. A
+    rerun skips the shards whose output the manifest verifies (same pipeline, same input and
+    label files, output bytes as written) and redoes the others; see the module docstring.
     ``overwrite=True`` redoes everything in a folder written by another pipeline. ``log``
     receives one line per skipped or redone shard. Metadata shards are copied alongside so the
     output is again a clip-retrieval folder. Memory: one batch at a time.
     """
-    return transform_folder_run(
-        pipeline,
-        input_dir,
-        output_dir,
-        modality=modality,
-        batch_size=batch_size,
-        progress=progress,
-        overwrite=overwrite,
-        log=log,
-    ).written
-
-
-def transform_folder_run(
-    pipeline: PostProcessor | str | Path,
-    input_dir: str | Path,
-    output_dir: str | Path,
-    *,
-    modality: str | None = None,
-    batch_size: int = 65536,
-    progress: bool = True,
-    overwrite: bool = False,
-    log: Callable[[str], None] | None = None,
-) -> FolderRun:
-    """:func:`transform_folder`, returning which shards were written, skipped and redone."""
     if not isinstance(pipeline, PostProcessor):
         pipeline = PostProcessor.load(pipeline)
     pipeline.check_is_fitted()
@@ -348,7 +327,7 @@ def transform_folder_run(
             }
             del out
             write_text(output_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
-        run.written.append(shard.target)
+        run.append(shard.target)
         if shard.labels is not None and shard.labels.parent.name == "metadata":
             copy = output_dir / "metadata" / shard.labels.name
             content = shard.labels.read_bytes()

@@ -13,7 +13,7 @@ from xcm_debias.cli._outputs import check_outputs
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.debiased import Debiased
 from xcm_debias.processors.base import _METADATA_KEY, PostProcessor
-from xcm_debias.streaming import transform_folder_run
+from xcm_debias.streaming import transform_folder
 
 EPILOG = """\
 PIPELINE is a processor file (PostProcessor.save, e.g. fair.processors.save(path)) or a
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if Path(args.output).resolve() == Path(args.pipeline).resolve():
         raise CLIError(f"OUTPUT: expected a path other than PIPELINE, got {args.output!r}")
-    run = transform_folder_run(
+    run = transform_folder(
         processors,
         args.input,
         args.output,
@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.force,
         log=None if args.quiet else lambda line: print(line, file=sys.stderr),
     )
-    summary = f"{len(run.written)} shard(s) in {args.output}"
+    summary = f"{len(run)} shard(s) in {args.output}"
     if run.skipped:
         names = ", ".join(p.name for p in run.skipped[:5]) + (
             ", ..." if len(run.skipped) > 5 else ""
