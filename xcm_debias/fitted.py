@@ -256,7 +256,10 @@ def restore_buffers(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> 
         owner = module.get_submodule(owner_path) if owner_path else module
         if name in owner._buffers:
             del owner._buffers[name]
-        owner.register_buffer(name, value)
+        # a fresh (allocator-aligned) copy, as set_state makes at fit: a tensor read in place
+        # sits at an offset set by the file header's length, and BLAS may round differently
+        # on less aligned rows, so a reloaded module would not compute bit-identically
+        owner.register_buffer(name, value.clone())
 
 
 def _jsonable(value: Any) -> Any:
