@@ -59,7 +59,17 @@ SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ),
     ("xcm_debias.datasets", None),
     ("xcm_debias.plain_vectors", ("as_embedding_set", "as_query_gallery", "like_input")),
-    ("xcm_debias.streaming", ("transform_folder", "transform_shard", "find_shards", "Shard")),
+    (
+        "xcm_debias.streaming",
+        (
+            "transform_folder",
+            "FolderRun",
+            "transform_shard",
+            "find_shards",
+            "Shard",
+        ),
+    ),
+    ("xcm_debias.atomic", ("atomic_path", "write_text", "write_bytes", "DiskFullError")),
     ("xcm_debias.distributed", ("transform_dask",)),
     ("xcm_debias.gated_topk", ("GatedOffsetIndex",)),
     ("xcm_debias.worlds", None),

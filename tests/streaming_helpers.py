@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
 from xcm_debias.data import EmbeddingSet
@@ -23,3 +27,32 @@ class CenterWithDelay(PostProcessor):
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
         time.sleep(self.delay)
         return x - self.mean
+
+
+N_SHARDS, ROWS, DIM = 4, 40, 6
+
+
+def write_folder(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    for name in ("img_emb", "text_emb", "metadata"):
+        (root / name).mkdir(parents=True)
+    for s in range(N_SHARDS):
+        np.save(
+            root / "img_emb" / f"img_emb_{s}.npy", rng.normal(size=(ROWS, DIM)).astype(np.float32)
+        )
+        np.save(
+            root / "text_emb" / f"text_emb_{s}.npy", rng.normal(size=(ROWS, DIM)).astype(np.float32)
+        )
+        table = pa.table({"item": [f"{s}:{i}" for i in range(ROWS)], "language": ["de"] * ROWS})
+        pq.write_table(table, root / "metadata" / f"metadata_{s}.parquet")
+    return root
+
+
+def fitted(delay: float, path: Path, scale: float = 1.0) -> Path:
+    """A fitted CenterWithDelay saved at ``path`` (``scale`` changes its fitted mean)."""
+    calib = EmbeddingSet(torch.ones(3, DIM) * torch.arange(1, 4)[:, None] * scale, modality="text")
+    return CenterWithDelay(delay=delay).fit(calib).save(path)
+
+
+def outputs(root: Path) -> dict[str, np.ndarray]:
+    return {str(p.relative_to(root)): np.load(p) for p in sorted(root.rglob("*.npy"))}

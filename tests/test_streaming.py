@@ -8,42 +8,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
-from streaming_helpers import CenterWithDelay
+from streaming_helpers import DIM, N_SHARDS, ROWS, CenterWithDelay, fitted, outputs, write_folder
 
 from xcm_debias import EmbeddingSet
 from xcm_debias.cli import main
 from xcm_debias.streaming import transform_folder
-
-N_SHARDS, ROWS, DIM = 4, 40, 6
-
-
-def write_folder(root: Path) -> Path:
-    rng = np.random.default_rng(0)
-    for name in ("img_emb", "text_emb", "metadata"):
-        (root / name).mkdir(parents=True)
-    for s in range(N_SHARDS):
-        np.save(
-            root / "img_emb" / f"img_emb_{s}.npy", rng.normal(size=(ROWS, DIM)).astype(np.float32)
-        )
-        np.save(
-            root / "text_emb" / f"text_emb_{s}.npy", rng.normal(size=(ROWS, DIM)).astype(np.float32)
-        )
-        table = pa.table({"item": [f"{s}:{i}" for i in range(ROWS)], "language": ["de"] * ROWS})
-        pq.write_table(table, root / "metadata" / f"metadata_{s}.parquet")
-    return root
-
-
-def fitted(delay: float, path: Path) -> Path:
-    calib = EmbeddingSet(torch.ones(3, DIM) * torch.arange(1, 4)[:, None], modality="text")
-    return CenterWithDelay(delay=delay).fit(calib).save(path)
-
-
-def outputs(root: Path) -> dict[str, np.ndarray]:
-    return {str(p.relative_to(root)): np.load(p) for p in sorted(root.rglob("*.npy"))}
 
 
 def test_streamed_output_equals_the_in_memory_transform(tmp_path):

@@ -3,7 +3,10 @@
 Labels
 ------
 ``id``        unique row identifier (generated as ``"<modality>-<row>"`` when not given)
-``item``      semantic identity; captions and images of one item are relevant to each other
+``item``      semantic identity; captions and images of one item are relevant to each other.
+              Stored as text: a blank item (``None``, ``""``, whitespace, NaN) is refused, and
+              so are values of different types with the same text (``1`` and ``"1"``,
+              ``nan`` and ``"nan"``), which would otherwise silently become one item
 ``modality``  ``"image"`` or ``"text"``
 ``language``  BCP-47 code of a text row (empty string = absent, e.g. for images), stored as its
               matching key (``EN``, ``eng``, ``en_US`` -> ``en``: ``language_codes.language_key``);
@@ -17,6 +20,7 @@ Embeddings are never modified in place: every operation returns a new set.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -26,6 +30,7 @@ import torch
 import xcm_debias.formats as formats
 from xcm_debias._validation import as_float_matrix, as_label_array, check_fraction
 from xcm_debias.language_codes import language_key, language_keys
+from xcm_debias.safe_norm import safe_scaled_rows
 
 MODALITIES = ("image", "text")
 LABELS = ("id", "item", "modality", "language", "culture")
@@ -70,8 +75,7 @@ class EmbeddingSet:
         x = as_float_matrix(embeddings, "embeddings")
         n = x.shape[0]
         if not allow_zero_norm:
-            norms = x.float().norm(dim=1)
-            zero = (norms == 0).nonzero().flatten()
+            zero = (x == 0).all(dim=1).nonzero().flatten()
             if len(zero):
                 raise ValueError(
                     f"embeddings: expected non-zero rows (cosine retrieval needs a direction), "
@@ -94,7 +98,7 @@ class EmbeddingSet:
         self._x = x
         self._labels: dict[str, np.ndarray] = {
             "id": ids,
-            "item": ids.copy() if item is None else as_label_array(item, "item", n),
+            "item": ids.copy() if item is None else _item_labels(item, n),
             "modality": mod,
             "language": np.full(n, "", dtype="<U1")
             if language is None
@@ -215,7 +219,9 @@ class EmbeddingSet:
                 raise ValueError(
                     "with_labels: modality cannot be changed; build a new EmbeddingSet"
                 )
-            if name in LABELS:
+            if name == "item":
+                labels[name] = _item_labels(column, len(self))
+            elif name in LABELS:
                 labels[name] = as_label_array(column, name, len(self))
                 if name == "language":
                     _key_languages(labels)
@@ -270,8 +276,13 @@ class EmbeddingSet:
         return self.where(modality="text")
 
     def normalized(self) -> EmbeddingSet:
-        """Rows scaled to unit L2 norm (float32 math, the input dtype kept)."""
-        x = self._x.float()
+        """Rows scaled to unit L2 norm (float32 math, the input dtype kept).
+
+        Safe for any finite row: huge (``1e19``) or tiny (``1e-30``) rows are first scaled by
+        a power of two (exact) so their norm neither overflows nor underflows; the result is
+        bitwise the one for the unscaled row whenever that one does not overflow.
+        """
+        x = safe_scaled_rows(self._x).float()
         norms = x.norm(dim=1, keepdim=True)
         if bool((norms == 0).any()):
             raise ValueError("normalized: expected non-zero rows, got an all-zero row")
@@ -410,6 +421,45 @@ def _key_languages(labels: dict[str, np.ndarray]) -> None:
     if keys is not given:
         labels[LANGUAGE_TAG] = given
     labels["language"] = keys
+
+
+def _item_labels(values: object, n_rows: int) -> np.ndarray:
+    """The item column as text, refusing blank items and values whose text collides."""
+    labels = as_label_array(values, "item", n_rows)
+    raw = values.tolist() if isinstance(values, np.ndarray) else values
+    if isinstance(values, torch.Tensor):
+        raw = values.cpu().tolist()
+    blank = np.char.strip(labels) == ""
+    if not isinstance(raw, str):
+        blank |= np.array([isinstance(v, float) and v != v for v in raw], dtype=bool)
+    if blank.any():
+        raise ValueError(
+            f"item: expected a non-empty item label on every row, got {int(blank.sum())} blank "
+            f"(None, empty, whitespace or NaN) of {n_rows}, first at row "
+            f"{int(np.flatnonzero(blank)[0])}; blank rows would all become one item"
+        )
+    if not isinstance(raw, str) and len({_kind(v) for v in raw}) > 1:
+        first: dict[str, object] = {}
+        for value in raw:
+            seen = first.setdefault(str(value), value)
+            if _kind(seen) != _kind(value) or seen != value:
+                raise ValueError(
+                    f"item: expected distinct labels to stay distinct, got {seen!r} "
+                    f"({type(seen).__name__}) and {value!r} ({type(value).__name__}), which "
+                    "are the same text; give items one type (e.g. all strings)"
+                )
+    return labels
+
+
+def _kind(value: object) -> str:
+    """A value's kind for item collisions: numpy and Python numbers of one kind agree."""
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, numbers.Integral):
+        return "integer"
+    if isinstance(value, numbers.Real):
+        return "real"
+    return type(value).__name__
 
 
 def _as_extra_column(values: object, name: str, n_rows: int) -> np.ndarray:

@@ -11,7 +11,8 @@
   Score stages are fitted in order, each on the scores left by the earlier ones. ``fit`` sees
   the calibration rows only, never a test row; ``search`` never changes the fitted state.
 * **search(queries, gallery, k)** transforms the gallery once (cached by object identity plus a
-  content fingerprint) and each query batch on the fly, then applies the score stages as
+  fingerprint of all its bytes; an entry lives only as long as the caller's gallery object,
+  and ``clear_cache()`` releases all) and each query batch on the fly, then applies the score stages as
   offsets: the gallery row becomes ``[g, v(g), pad(g)] / R`` and the query ``[q, u(q), 0] /
   |[q, u(q)]|``, whose inner product is ``score(q, g) = q·g + u(q)·v(g)`` up to a positive
   per-query factor. ``pad`` gives every gallery row the same norm ``R``, so the reduction is
@@ -46,7 +47,6 @@ cross-fit its own steps).
 
 from __future__ import annotations
 
-import hashlib
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -66,16 +66,17 @@ from xcm_debias.calibration.crossfit import (
 )
 from xcm_debias.calibration.selection import RecallGuardLike, Selection
 from xcm_debias.data import EmbeddingSet
+from xcm_debias.fingerprint import content_fingerprint
 from xcm_debias.fitted import NotFittedError, read_config, restore_buffers, write_safetensors
 from xcm_debias.gated_topk import GatedOffsetIndex
 from xcm_debias.plain_vectors import PlainOrSet, as_embedding_set, as_query_gallery, like_input
 from xcm_debias.processors.base import PostProcessor, as_processor
 from xcm_debias.retrieval import ExactRetriever, Ranking, Retriever
 from xcm_debias.scoring.base import GalleryColumns, ScoredRows, ScoreNormalizer
+from xcm_debias.topk import integral_targets
 
 _CACHE_SIZE = 4
 DEFAULT_FOLDS = 5
-_FINGERPRINT_ROWS = 256
 
 ScorerSpec = ScoreNormalizer | Sequence[ScoreNormalizer]
 ScoringSpec = ScorerSpec | Mapping[str, ScorerSpec]
@@ -157,7 +158,7 @@ class Debiased:
             raise TypeError(
                 f"calibration: expected an EmbeddingSet, got {type(calibration).__name__}"
             )
-        self._cache.clear()
+        self.clear_cache()
         self._fitted = False
         if self.guard is not None:
             self.selection_ = self.guard.select(self.retriever, calibration, self.cross_fit)
@@ -275,24 +276,50 @@ class Debiased:
         out = data if self.processors is None else self.processors.transform(data)
         return like_input(out, original)
 
+    def clear_cache(self) -> None:
+        """Release every processed gallery this pipeline keeps.
+
+        Up to four galleries are cached (the processed rows and the score-stage columns, a
+        few times the gallery's size), each only while the caller's gallery object lives: an
+        entry goes with its gallery. ``clear_cache`` releases them at once.
+        """
+        for entry in self._cache.values():
+            entry.finalizer.detach()
+        self._cache.clear()
+
     def _entry(self, gallery: EmbeddingSet) -> _GalleryEntry:
-        fingerprint = _fingerprint(gallery)
-        entry = self._cache.get(id(gallery))
+        """The cache entry of ``gallery``: keyed by the object, checked against a fingerprint
+        of all its bytes (an edit, even through a numpy array sharing its memory, rebuilds it),
+        and dropped when the caller's object is garbage-collected."""
+        fingerprint = content_fingerprint(gallery)
+        key = id(gallery)
+        entry = self._cache.get(key)
         if entry is None or entry.ref() is not gallery or entry.fingerprint != fingerprint:
-            entry = _GalleryEntry(weakref.ref(gallery), fingerprint, self.transform(gallery))
-            self._cache[id(gallery)] = entry
+            if entry is not None:
+                entry.finalizer.detach()
+            processed = self.transform(gallery)
+            entry = _GalleryEntry(
+                weakref.ref(gallery),
+                fingerprint,
+                # never a strong reference to the caller's object: it would never be collected
+                None if processed is gallery else processed,
+                weakref.finalize(gallery, _evict, weakref.ref(self), key),
+            )
+            self._cache[key] = entry
             while len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
-        self._cache.move_to_end(id(gallery))
+                self._cache.popitem(last=False)[1].finalizer.detach()
+        self._cache.move_to_end(key)
         return entry
 
     def _processed(self, gallery: EmbeddingSet) -> EmbeddingSet:
-        return self._entry(gallery).processed
+        processed = self._entry(gallery).processed
+        return gallery if processed is None else processed
 
     def _prepared(self, gallery: EmbeddingSet, direction: str) -> _PreparedGallery:
         entry = self._entry(gallery)
         if direction not in entry.directions:
-            rows = ScoredRows.of(entry.processed.normalized(), "gallery")
+            processed = gallery if entry.processed is None else entry.processed
+            rows = ScoredRows.of(processed.normalized(), "gallery")
             stage_rows, columns = [rows], []
             for scorer in self.scorers_[direction]:
                 cols = scorer.gallery_columns(rows)
@@ -438,10 +465,24 @@ class _PreparedGallery:
 
 @dataclass
 class _GalleryEntry:
+    """A cached gallery: a weak reference to the caller's object, the fingerprint of its
+    content, the processed rows (None when the processors leave it unchanged), the prepared
+    score-stage columns, and the finaliser that evicts the entry with the object."""
+
     ref: weakref.ref
     fingerprint: str
-    processed: EmbeddingSet
+    processed: EmbeddingSet | None
+    finalizer: weakref.finalize
     directions: dict[str, _PreparedGallery] = field(default_factory=dict)
+
+
+def _evict(owner: weakref.ref, key: int) -> None:
+    """Drop the cache entry ``key`` of ``owner()`` (a Debiased) whose gallery was collected."""
+    debiased = owner()
+    if debiased is not None:
+        entry = debiased._cache.get(key)
+        if entry is not None and entry.ref() is None:
+            del debiased._cache[key]
 
 
 def _index_set(rows: ScoredRows) -> tuple[EmbeddingSet, float]:
@@ -515,20 +556,6 @@ def _check_sets(queries: object, gallery: object) -> None:
             raise TypeError(f"{name}: expected an EmbeddingSet, got {type(value).__name__}")
 
 
-def _fingerprint(data: EmbeddingSet) -> str:
-    """Cheap content fingerprint: shape, dtype, the tensor's version counter (bumped by every
-    in-place edit), its storage, and ~256 sampled rows of embeddings and label columns."""
-    x = data.embeddings
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(repr((tuple(x.shape), str(x.dtype), x._version, x.data_ptr())).encode())
-    step = max(1, len(data) // _FINGERPRINT_ROWS)
-    digest.update(x[::step].detach().float().cpu().contiguous().numpy().tobytes())
-    for name, column in data.to_columns().items():
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(column[::step]).tobytes())
-    return digest.hexdigest()
-
-
 def _substate(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
@@ -540,7 +567,7 @@ def _ranks_by_search(
     targets: torch.Tensor | np.ndarray,
 ) -> torch.Tensor:
     """Ranks from full-length searches in query batches (for retrievers without rank_of)."""
-    t = torch.as_tensor(targets, dtype=torch.int64)
+    t = integral_targets(targets)  # 1.5 is an error, never truncated to 1
     if t.shape != (len(queries),):
         raise ValueError(f"targets: expected shape ({len(queries)},), got {tuple(t.shape)}")
     n = len(gallery)

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from xcm_debias.atomic import write_text
 from xcm_debias.configs import build, get_config
 from xcm_debias.report import BiasReport
 from xcm_debias.report.comparison import Comparison
@@ -62,7 +63,7 @@ def run_demo(
     folder.mkdir(parents=True, exist_ok=True)
     comparison.to_html(folder / "report.html")
     comparison.to_json(folder / "report.json")
-    (folder / "report.md").write_text(comparison.to_markdown(figure_dir="plots"))
+    write_text(folder / "report.md", comparison.to_markdown(figure_dir="plots"))
     files = [folder / "report.html", folder / "report.json", folder / "report.md"]
     files += comparison.save_plots(folder / "plots")
     return DemoResult(before, after, comparison, files, time.perf_counter() - start)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from xcm_debias._validation import check_positive_int
+from xcm_debias.atomic import atomic_path, write_text
 from xcm_debias.data import EmbeddingSet
+from xcm_debias.fingerprint import content_fingerprint
 from xcm_debias.plain_vectors import as_embedding_set
-from xcm_debias.retrieval import Ranking
+from xcm_debias.retrieval import ExactRetriever, Ranking
+from xcm_debias.ties import DuplicateRows, duplicate_rows, expand_topk, order_ties
 
 INDEX_KINDS = ("flat", "ivf", "hnsw")
 _WRAPPED_MIN_COSINE = 0.9
@@ -27,14 +29,9 @@ def _faiss():  # imported lazily: faiss is only needed by this retriever
 
 
 def gallery_fingerprint(gallery: EmbeddingSet) -> str:
-    """A cheap content hash: size, dtype, ids and a strided sample of rows."""
-    h = hashlib.blake2b(digest_size=16)
-    x = gallery.embeddings
-    h.update(f"{tuple(x.shape)}|{x.dtype}".encode())
-    h.update("\x00".join(gallery.id.tolist()).encode())
-    step = max(1, len(gallery) // 1024)
-    h.update(x[::step].detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()
+    """A content fingerprint of every row and every id (a cached index is reused only for a
+    gallery with the same bytes; see :mod:`xcm_debias.fingerprint`)."""
+    return content_fingerprint(gallery, columns=("id",))
 
 
 class FaissRetriever:
@@ -70,6 +67,12 @@ class FaissRetriever:
         hnsw_m: HNSW graph degree of ``"hnsw"``.
         ef_search: HNSW search beam.
         threads: faiss OpenMP threads (default: faiss's own).
+
+    Ties come by lower gallery index and equal gallery rows score equally (the index holds
+    each distinct row once), as with ``ExactRetriever``. With ``index="flat"`` (exact) the
+    retriever also has ``rank_of``, counted blockwise like ``ExactRetriever.rank_of`` instead
+    of by a full-length search (which took about 20x longer on a 200k gallery); approximate
+    indexes have none, so callers rank through ``search``.
     """
 
     def __init__(
@@ -89,7 +92,10 @@ class FaissRetriever:
         self.hnsw_m = check_positive_int(hnsw_m, "hnsw_m", minimum=2)
         self.ef_search = check_positive_int(ef_search, "ef_search")
         self.threads = None if threads is None else check_positive_int(threads, "threads")
+        if index == "flat":  # exact: full ranks need no search (see the class docstring)
+            self.rank_of = self._exact_rank_of
         self._cached: tuple[str, object] | None = None
+        self._groups: tuple[str, DuplicateRows | None] | None = None
 
     def __repr__(self) -> str:
         shown = self.index if isinstance(self.index, str) else f"<{type(self.index).__name__}>"
@@ -108,14 +114,58 @@ class FaissRetriever:
         faiss = _faiss()
         if self.threads is not None:
             faiss.omp_set_num_threads(self.threads)
-        x = self._matrix(gallery)
-        if not isinstance(self.index, str):
-            index = _checked_wrapped_index(self.index, x)
+        if not isinstance(self.index, str):  # the caller's index holds every row as it is
+            index, groups = _checked_wrapped_index(self.index, self._matrix(gallery)), None
         else:
+            x, groups = self._distinct_rows(gallery)
             index = self._new_index(x)
             index.add(x)
         self._cached = (key, index)
+        self._groups = (key, groups)
         return index
+
+    def _distinct_rows(self, gallery: EmbeddingSet) -> tuple[np.ndarray, DuplicateRows | None]:
+        """The gallery matrix with each distinct row once, and its duplicate groups (None when
+        every row is distinct): equal rows then score equally (see :mod:`xcm_debias.ties`)."""
+        x = self._matrix(gallery)
+        groups = duplicate_rows(torch.from_numpy(x))
+        return (x, None) if groups is None else (x[groups.first.numpy()], groups)
+
+    def _gallery_groups(self, gallery: EmbeddingSet, key: str) -> DuplicateRows | None:
+        """The duplicate groups of the gallery the cached index serves (recomputed after
+        ``load_index``, which restores the index alone)."""
+        if not isinstance(self.index, str):
+            return None  # a wrapped index holds every row, duplicates included
+        if self._groups is None or self._groups[0] != key:
+            self._groups = (key, self._distinct_rows(gallery)[1])
+        return self._groups[1]
+
+    def _ranked(
+        self, index: object, gallery: EmbeddingSet, queries: np.ndarray, k: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Search ``index`` and order ties by lower gallery index, equal rows expanded."""
+        assert self._cached is not None  # build(gallery) just cached this gallery's index
+        groups = self._gallery_groups(gallery, self._cached[0])
+        n_index = len(gallery) if groups is None else len(groups.first)
+        scores, idx = index.search(queries, min(k, n_index))  # type: ignore[attr-defined]
+        if (idx < 0).any():
+            raise RuntimeError(
+                f"FaissRetriever({self.index!r}) found fewer than k={k} neighbours for some "
+                "queries; raise nprobe / ef_search"
+            )
+        # faiss orders equal scores arbitrarily (a heap): lower index first, as ExactRetriever
+        indices, values = order_ties(
+            torch.from_numpy(idx.astype(np.int64)), torch.from_numpy(scores)
+        )
+        if groups is not None:
+            indices, values = expand_topk(groups, indices, values, k)
+        return indices, values
+
+    def _exact_rank_of(
+        self, queries: EmbeddingSet, gallery: EmbeddingSet, targets: torch.Tensor | np.ndarray
+    ) -> torch.Tensor:
+        """1-based rank of gallery row ``targets[i]`` for query i (``rank_of`` of a flat index)."""
+        return ExactRetriever(normalize=self.normalize).rank_of(queries, gallery, targets)
 
     def _new_index(self, x: np.ndarray) -> object:
         """An empty (trained) inner-product index for the rows ``x``, per ``self.index``."""
@@ -160,15 +210,8 @@ class FaissRetriever:
             raise ValueError(
                 f"gallery: expected dimension {queries.dim} (as queries), got {gallery.dim}"
             )
-        scores, idx = index.search(self._matrix(queries), min(k, len(gallery)))
-        if (idx < 0).any():
-            raise RuntimeError(
-                f"FaissRetriever({self.index!r}) found fewer than k={k} neighbours for some queries; "
-                "raise nprobe / ef_search"
-            )
-        return Ranking(
-            indices=torch.from_numpy(idx.astype(np.int64)), scores=torch.from_numpy(scores)
-        )
+        indices, scores = self._ranked(index, gallery, self._matrix(queries), k)
+        return Ranking(indices=indices, scores=scores)
 
     def save_index(self, path: str | Path) -> Path:
         """Write the cached index (faiss's own binary format) and its gallery fingerprint."""
@@ -178,8 +221,9 @@ class FaissRetriever:
             )
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _faiss().write_index(self._cached[1], str(path))
-        path.with_suffix(path.suffix + ".fingerprint").write_text(self._cached[0])
+        with atomic_path(path) as tmp:
+            _faiss().write_index(self._cached[1], str(tmp))
+        write_text(path.with_suffix(path.suffix + ".fingerprint"), self._cached[0])
         return path
 
     def load_index(self, path: str | Path) -> FaissRetriever:

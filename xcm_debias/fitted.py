@@ -17,12 +17,17 @@ estimators + concept-erasure):
   ``{"format": FORMAT_VERSION, "config": ...}`` under the key ``"xcm_debias"``: no pickle;
   ``load(path)`` rebuilds the module.
 
-File format: version 1 (the only one so far) is the layout above; a file whose ``format`` is
+File format: version 2 adds, beside the config, a ``"tensors"`` manifest (name -> dtype and
+shape of every saved tensor) and a SHA-256 content hash of the header and every tensor's bytes
+under the metadata key ``"xcm_debias.sha256"``; loading recomputes the hash and checks the
+manifest, so a damaged file (flipped bytes, a missing tensor, a changed shape) is refused
+before anything is built from it. Version 1 (no hash) still loads. A file whose ``format`` is
 newer than this code's ``FORMAT_VERSION`` is refused with an explicit error rather than misread.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 from collections.abc import Iterable
@@ -34,7 +39,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 _METADATA_KEY = "xcm_debias"
-FORMAT_VERSION = 1
+_HASH_KEY = "xcm_debias.sha256"
+FORMAT_VERSION = 2
 
 _Module = TypeVar("_Module", bound="FittedModule")
 
@@ -151,50 +157,113 @@ class FittedModule(torch.nn.Module):
     @classmethod
     def load(cls, path: str | Path) -> Any:
         """Rebuild a module of this family saved with ``save`` (buffers restored)."""
-        config = read_config(path)
+        config, tensors = read_checked(path)
         if config is None:
             raise ValueError(
                 f"{path}: not an xcm_debias {cls._kind} file (no '{_METADATA_KEY}' metadata)"
             )
         module = cls.from_config(config)  # type: ignore[attr-defined]
-        restore_buffers(module, load_file(str(Path(path))))
+        restore_buffers(module, tensors)
         return module
 
 
+def content_hash(header: str, tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a header string and every tensor (name, dtype, shape, bytes; sorted by name)."""
+    digest = hashlib.sha256(header.encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"\x00{name}|{t.dtype}|{tuple(t.shape)}\x00".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def write_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], config: Any) -> Path:
-    """Write ``tensors`` and ``{"format": FORMAT_VERSION, "config": config}`` to ``path``."""
+    """Write ``tensors`` and the checksummed header (see the module docstring) to ``path``.
+
+    The file is written atomically (:func:`xcm_debias.atomic.atomic_path`): a failed write
+    leaves any previous file at ``path`` intact.
+    """
+    from xcm_debias.atomic import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {_METADATA_KEY: json.dumps({"format": FORMAT_VERSION, "config": config})}
-    save_file(tensors, str(path), metadata=meta)
+    manifest = {k: [str(v.dtype), list(v.shape)] for k, v in sorted(tensors.items())}
+    header = json.dumps({"format": FORMAT_VERSION, "config": config, "tensors": manifest})
+    meta = {_METADATA_KEY: header, _HASH_KEY: content_hash(header, tensors)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     return path
 
 
 def read_config(path: str | Path) -> Any:
     """The ``config`` stored in an xcm_debias safetensors header, or None when it has none.
 
-    Raises FileNotFoundError for a missing file and ValueError for a format newer than
-    ``FORMAT_VERSION``.
+    The whole file is verified first (:func:`read_checked`). Raises FileNotFoundError for a
+    missing file and ValueError for a damaged file or a format newer than ``FORMAT_VERSION``.
     """
-    from safetensors import safe_open
+    return read_checked(path)[0]
 
+
+def read_checked(path: str | Path) -> tuple[Any, dict[str, torch.Tensor]]:
+    """``(config, tensors)`` of an xcm_debias safetensors file, verified.
+
+    From format 2 on, the tensors must match the header's manifest (names, dtypes, shapes)
+    and the content hash must match, else ValueError says the file is damaged. ``config`` is
+    None for a safetensors file without xcm_debias metadata.
+    """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise FileNotFoundError(f"path: no such file: {str(path)!r}")
-    with safe_open(str(path), framework="pt") as f:
-        header = (f.metadata() or {}).get(_METADATA_KEY)
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        tensors = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for a bad file
+        raise ValueError(f"{path}: not a readable .safetensors file ({exc})") from None
+    header = metadata.get(_METADATA_KEY)
     if header is None:
-        return None
-    content = json.loads(header)
+        return None, tensors
+    try:
+        content = json.loads(header)
+    except json.JSONDecodeError:
+        raise ValueError(f"{path}: damaged xcm_debias header (not JSON)") from None
     if not isinstance(content, dict):
-        return None
+        return None, tensors
     version = content.get("format", FORMAT_VERSION)
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(
             f"{path}: expected an xcm_debias file format <= {FORMAT_VERSION}, got {version!r} "
             "(written by a newer xcm_debias?)"
         )
-    return content.get("config")
+    if version >= 2:
+        _verify(path, header, content.get("tensors"), metadata.get(_HASH_KEY), tensors)
+    return content.get("config"), tensors
+
+
+def _verify(
+    path: Path, header: str, manifest: Any, expected: str | None, tensors: dict[str, torch.Tensor]
+) -> None:
+    if not isinstance(manifest, dict) or expected is None:
+        raise ValueError(f"{path}: damaged xcm_debias file (no tensor manifest or content hash)")
+    missing = sorted(set(manifest) - set(tensors))
+    unknown = sorted(set(tensors) - set(manifest))
+    if missing or unknown:
+        raise ValueError(
+            f"{path}: damaged xcm_debias file: tensors missing {missing}, unexpected {unknown}"
+        )
+    for name, (dtype, shape) in manifest.items():
+        t = tensors[name]
+        if str(t.dtype) != dtype or list(t.shape) != list(shape):
+            raise ValueError(
+                f"{path}: damaged xcm_debias file: tensor {name!r} expected {dtype} "
+                f"{tuple(shape)}, got {t.dtype} {tuple(t.shape)}"
+            )
+    if content_hash(header, tensors) != expected:
+        raise ValueError(
+            f"{path}: damaged xcm_debias file: content hash mismatch (the bytes changed since "
+            "it was saved); refit or restore the file"
+        )
 
 
 def constructor_params(obj: object) -> dict[str, Any]:
@@ -223,7 +292,10 @@ def restore_buffers(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> 
         owner = module.get_submodule(owner_path) if owner_path else module
         if name in owner._buffers:
             del owner._buffers[name]
-        owner.register_buffer(name, value)
+        # a fresh (allocator-aligned) copy, as set_state makes at fit: a tensor read in place
+        # sits at an offset set by the file header's length, and BLAS may round differently
+        # on less aligned rows, so a reloaded module would not compute bit-identically
+        owner.register_buffer(name, value.clone())
 
 
 def _jsonable(value: Any) -> Any:

@@ -33,6 +33,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from xcm_debias.atomic import atomic_path
+from xcm_debias.npfiles import load_numpy
+
 EXTRA = "extra."
 Columns = dict[str, np.ndarray]
 _SHARD = re.compile(r"_(\d+)\.(npy|parquet)$")
@@ -86,17 +89,24 @@ def read(path: str | Path) -> tuple[np.ndarray, Columns]:
 def write_npz(path: str | Path, embeddings: torch.Tensor | np.ndarray, columns: Columns) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, embeddings=as_numpy(embeddings), **columns)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, embeddings=as_numpy(embeddings), **columns)
     return path
 
 
 def read_npz(path: str | Path) -> tuple[np.ndarray, Columns]:
-    with np.load(Path(path), allow_pickle=False) as f:
+    with load_numpy(path) as f:
         if "embeddings" not in f.files:
             raise ValueError(f"{path}: expected an 'embeddings' array, found {sorted(f.files)}")
         if "modality" not in f.files:
             raise ValueError(f"{path}: expected a 'modality' column, found {sorted(f.files)}")
-        columns = {k: f[k] for k in f.files}
+        try:
+            columns = {k: f[k] for k in f.files}
+        except ValueError:
+            raise ValueError(
+                f"{path}: holds Python objects (pickled), which xcm_debias never loads; save "
+                "labels as strings or numbers"
+            ) from None
     return columns.pop("embeddings"), columns
 
 
@@ -113,7 +123,8 @@ def write_parquet(
             **{k: pa.array(v) for k, v in columns.items()},
         }
     )
-    pq.write_table(table, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return path
 
 
@@ -191,7 +202,7 @@ def _read_metadata(metas: list[Path]) -> Columns:
 def _read_embeddings(found: list[Path], metas: list[Path], rows: np.ndarray) -> np.ndarray:
     parts = []
     for path, meta_path, n in zip(found, metas, rows.tolist(), strict=True):
-        x = np.load(path, allow_pickle=False)
+        x = load_numpy(path)
         if x.ndim != 2 or x.shape[0] != n:
             raise ValueError(
                 f"{path}: expected {n} rows (as in {meta_path.name}), got shape {x.shape}"
@@ -280,14 +291,13 @@ def write_clip_retrieval(
         meta["culture"] = columns["culture"][img]
     meta.update({k: v if k == "image_path" and ref is txt else v[ref] for k, v in extra.items()})
     (folder / "metadata").mkdir(parents=True, exist_ok=True)
-    pq.write_table(
-        pa.table({k: pa.array(v) for k, v in meta.items()}),
-        folder / "metadata" / "metadata_0.parquet",
-    )
+    with atomic_path(folder / "metadata" / "metadata_0.parquet") as tmp:
+        pq.write_table(pa.table({k: pa.array(v) for k, v in meta.items()}), tmp)
     for name, rows in (("img_emb", img), ("text_emb", txt)):
         if len(rows):
             (folder / name).mkdir(parents=True, exist_ok=True)
-            np.save(folder / name / f"{name}_0.npy", x[rows])
+            with atomic_path(folder / name / f"{name}_0.npy") as tmp, open(tmp, "wb") as f:
+                np.save(f, x[rows], allow_pickle=False)
     return folder
 
 

@@ -11,6 +11,7 @@ import torch
 from xcm_debias._validation import check_positive_int
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.plain_vectors import PlainOrSet, as_query_gallery
+from xcm_debias.ties import duplicate_rows, expand_topk
 from xcm_debias.topk import blockwise_ranks, blockwise_topk
 
 
@@ -79,8 +80,10 @@ class ExactRetriever:
 
     Scores are ``q · g`` in float32; the ``Q × N`` matrix is never formed: queries and gallery
     are visited in ``block_size`` tiles with a running top-k, so memory is
-    O((Q + N)·k + block_size²). Ties are broken by the lower gallery index. Queries and gallery
-    may be EmbeddingSets or plain ``[N, D]`` numpy arrays / torch tensors.
+    O((Q + N)·k + block_size²). Ties are broken by the lower gallery index, and equal gallery
+    rows always tie (each distinct row is scored once), so rankings do not depend on
+    ``block_size``. Rows of any finite magnitude are normalised right (no overflow). Queries
+    and gallery may be EmbeddingSets or plain ``[N, D]`` numpy arrays / torch tensors.
 
     Args:
         block_size: tile edge (rows of queries and of gallery per product).
@@ -98,24 +101,38 @@ class ExactRetriever:
         return data.normalized().embeddings if self.normalize else data.embeddings
 
     def search(self, queries: PlainOrSet, gallery: PlainOrSet, k: int) -> Ranking:
-        """Top-``k`` gallery rows for each query (``k`` capped at the gallery size)."""
+        """Top-``k`` gallery rows for each query (``k`` capped at the gallery size).
+
+        Equal gallery rows score equally and come by lower index, whatever ``block_size``
+        (each distinct row is scored once, see :mod:`xcm_debias.ties`).
+        """
         queries, gallery = as_query_gallery(queries, gallery)
         _check_pair(queries, gallery)
         k = check_positive_int(k, "k")
-        idx, scores = blockwise_topk(
-            self._prepare(queries), self._prepare(gallery), k, self.block_size
-        )
+        g = self._prepare(gallery)
+        groups = duplicate_rows(g)
+        if groups is None:
+            idx, scores = blockwise_topk(self._prepare(queries), g, k, self.block_size)
+        else:
+            idx, scores = blockwise_topk(
+                self._prepare(queries), g[groups.first], k, self.block_size
+            )
+            idx, scores = expand_topk(groups, idx, scores, k)
         return Ranking(indices=idx, scores=scores)
 
     def rank_of(
         self, queries: PlainOrSet, gallery: PlainOrSet, targets: torch.Tensor | np.ndarray
     ) -> torch.Tensor:
-        """1-based rank of gallery row ``targets[i]`` in query i's full ranking (blockwise)."""
+        """1-based rank of gallery row ``targets[i]`` in query i's full ranking (blockwise;
+        the order of ``search``: ties, equal rows included, by lower index)."""
         queries, gallery = as_query_gallery(queries, gallery)
         _check_pair(queries, gallery)
+        g = self._prepare(gallery)
+        groups = duplicate_rows(g)
         return blockwise_ranks(
             self._prepare(queries),
-            self._prepare(gallery),
+            g if groups is None else g[groups.first],
             torch.as_tensor(targets),
             self.block_size,
+            groups,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from xcm_debias._validation import as_float_matrix, as_gallery_indices, check_positive_int
+from xcm_debias.ties import DuplicateRows, rows_ahead_in_groups
 
 
 class TileProducts:
@@ -117,21 +118,25 @@ def blockwise_ranks(
     gallery: torch.Tensor,
     targets: torch.Tensor,
     block_size: int = 4096,
+    groups: DuplicateRows | None = None,
 ) -> torch.Tensor:
     """1-based rank of gallery row ``targets[i]`` in query i's full ranking.
 
     The rank counts gallery rows scoring strictly higher, plus those scoring equal with a lower
     index (the dense stable-argsort order), plus one. Memory O(Q + block²).
+
+    With ``groups`` (:func:`xcm_debias.ties.duplicate_rows` of the full gallery), ``gallery``
+    holds its distinct rows (``full[groups.first]``) and ``targets`` index the full gallery:
+    each distinct row is scored once and counts for all its members, so equal rows tie exactly.
     """
     q = as_float_matrix(queries, "queries")
     g = as_float_matrix(gallery, "gallery")
     block = check_positive_int(block_size, "block_size")
     if q.shape[1] != g.shape[1]:
         raise ValueError(f"gallery: expected dimension {q.shape[1]} (as queries), got {g.shape[1]}")
-    # any numeric targets are taken as int64, as before the shared check
-    t = as_gallery_indices(
-        torch.as_tensor(targets, dtype=torch.int64), "targets", q.shape[0], g.shape[0]
-    )
+    n_rows = g.shape[0] if groups is None else groups.n_rows
+    row_targets = as_gallery_indices(integral_targets(targets), "targets", q.shape[0], n_rows)
+    t = row_targets if groups is None else groups.group[row_targets]
     products = TileProducts(min(block, q.shape[0]), min(block, g.shape[0]))
     # pass 1: each target's score, computed by the same tile product that pass 2 compares it with
     target_scores = torch.empty(q.shape[0], dtype=torch.float32)
@@ -150,7 +155,27 @@ def blockwise_ranks(
         ti = t[q0 : q0 + block, None]
         for g0 in range(0, g.shape[0], block):
             scores = products(qb, g[g0 : g0 + block])
-            cols = torch.arange(g0, g0 + scores.shape[1])[None, :]
-            ahead = (scores > ts) | ((scores == ts) & (cols < ti))
-            ranks[q0 : q0 + block] += ahead.sum(dim=1)
+            if groups is None:
+                cols = torch.arange(g0, g0 + scores.shape[1])[None, :]
+                ahead = (scores > ts) | ((scores == ts) & (cols < ti))
+                ranks[q0 : q0 + block] += ahead.sum(dim=1)
+                continue
+            sizes = groups.sizes[g0 : g0 + scores.shape[1]]
+            ranks[q0 : q0 + block] += torch.where(scores > ts, sizes, 0).sum(dim=1)
+            tied_q, tied_c = (scores == ts).nonzero(as_tuple=True)
+            if len(tied_q):
+                ahead = rows_ahead_in_groups(groups, q0 + tied_q, tied_c + g0, row_targets)
+                ranks.index_add_(0, q0 + tied_q, ahead)
     return ranks
+
+
+def integral_targets(targets: object) -> torch.Tensor:
+    """``targets`` as int64; floats are accepted only when every value is a whole number
+    (``1.5`` is an error, never truncated to 1)."""
+    t = torch.as_tensor(targets)
+    if t.is_floating_point():
+        if not bool(torch.isfinite(t).all()) or not bool((t == t.round()).all()):
+            bad = t[~torch.isfinite(t) | (t != t.round())][0]
+            raise ValueError(f"targets: expected whole-number gallery indices, got {float(bad)}")
+        t = t.long()
+    return t

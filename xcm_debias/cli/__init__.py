@@ -55,9 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from xcm_debias.atomic import DiskFullError
+
     try:
         return int(args._run(args) or 0)
-    except (CLIError, FileNotFoundError, ValueError, TypeError, KeyError) as exc:
+    except (CLIError, DiskFullError, FileNotFoundError, ValueError, TypeError, KeyError) as exc:
         print(f"xcm-debias {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from xcm_debias.cli import CLIError, ConfigNamesFormatter
+from xcm_debias.cli._outputs import add_force_argument, check_outputs
 
 EPILOG = """\
 PIPELINE is one of:
@@ -87,6 +88,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help="print the resolved config (JSON) and its chain spec, fit nothing",
     )
+    add_force_argument(parser)
     return parser
 
 
@@ -110,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--test-size: expected a fraction in (0, 1), got {args.test_size}")
     if args.test_out is not None and Path(args.test_out).suffix not in (".npz", ".parquet"):
         raise CLIError(f"--test-out: expected a .npz or .parquet file, got {args.test_out!r}")
+    check_outputs(
+        {"CALIBRATION": args.calibration},
+        {"--test-out": args.test_out, "--out": args.out},
+        args.force,
+    )
 
     corpus = EmbeddingSet.load(args.calibration)
     calibration = corpus

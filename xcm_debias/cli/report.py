@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from xcm_debias.atomic import write_text
 from xcm_debias.cli import CLIError
 
 DEFAULT_OUT = "xcm_debias_report"
@@ -197,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         report.to_json(out / "report.json")
         if baseline is not None:
             shown.to_json(out / "comparison.json")
-        (out / "report.md").write_text(shown.to_markdown(figure_dir="plots"), encoding="utf-8")
+        write_text(out / "report.md", shown.to_markdown(figure_dir="plots"))
         stages.update()
         stages.set_postfix_str("drawing plots and HTML")
         plots = shown.save_plots(out / "plots")

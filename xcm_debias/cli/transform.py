@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xcm_debias.cli import CLIError
+from xcm_debias.cli._outputs import check_outputs
 
 if TYPE_CHECKING:  # torch-backed modules load in run(), so --help answers at once
     from xcm_debias.processors.base import PostProcessor
@@ -34,8 +35,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=textwrap.fill(
             "Stream every .npy shard of INPUT (a clip-retrieval folder: img_emb/, text_emb/, "
             "metadata/; or a plain folder of .npy shards with --modality) through the fitted "
-            "pipeline PIPELINE into OUTPUT. Each shard is written atomically; rerunning after "
-            "a crash skips finished shards. INPUT may also be one saved EmbeddingSet (.npz or "
+            "pipeline PIPELINE into OUTPUT, keeping each shard's float dtype. Each shard is "
+            "written atomically and recorded in OUTPUT's manifest (pipeline and input hashes); "
+            "rerunning after a crash skips the shards the manifest verifies and redoes the "
+            "rest. INPUT may also be one saved EmbeddingSet (.npz or "
             ".parquet), transformed in memory into OUTPUT (.npz or .parquet).",
             78,
             break_on_hyphens=False,
@@ -68,6 +71,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--batch-size", type=int, default=65536, help="rows per batch (default 65536)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing OUTPUT file, or redo every shard of an OUTPUT folder written "
+        "by another pipeline (an input is never overwritten)",
+    )
     return parser
 
 
@@ -119,17 +128,33 @@ def run(args: argparse.Namespace) -> int:
                 f"OUTPUT: expected a .npz or .parquet file for a {source.suffix} INPUT, "
                 f"got {args.output!r}"
             )
+        check_outputs(
+            {"INPUT": args.input, "PIPELINE": args.pipeline}, {"OUTPUT": args.output}, args.force
+        )
         data = EmbeddingSet.load(source)
-        processors.transform(data).save(args.output)
+        out = processors.transform(data)
+        if out.embeddings.dtype != data.embeddings.dtype:  # keep the input's dtype
+            out = out.with_embeddings(out.embeddings.to(data.embeddings.dtype))
+        out.save(args.output)
         print(f"{len(data)} rows in {args.output}")
         return 0
-    written = transform_folder(
+    if Path(args.output).resolve() == Path(args.pipeline).resolve():
+        raise CLIError(f"OUTPUT: expected a path other than PIPELINE, got {args.output!r}")
+    run = transform_folder(
         processors,
         args.input,
         args.output,
         modality=args.modality,
         batch_size=args.batch_size,
         progress=not args.quiet,
+        overwrite=args.force,
+        log=None if args.quiet else lambda line: print(line, file=sys.stderr),
     )
-    print(f"{len(written)} shard(s) in {args.output}")
+    summary = f"{len(run)} shard(s) in {args.output}"
+    if run.skipped:
+        names = ", ".join(p.name for p in run.skipped[:5]) + (
+            ", ..." if len(run.skipped) > 5 else ""
+        )
+        summary += f" ({len(run.skipped)} already done and verified, skipped: {names})"
+    print(summary)
     return 0

@@ -15,20 +15,18 @@ import numpy as np
 import torch
 
 from xcm_debias.data import EmbeddingSet
+from xcm_debias.safe_norm import safe_scaled_rows, unit_rows
 
 STAT_DTYPE = torch.float64
 SHRINKAGE_NAMES = ("ledoit-wolf", "none")
 
 
-def unit_rows(x: torch.Tensor) -> torch.Tensor:
-    """Rows scaled to unit L2 norm (all-zero rows stay zero); a new tensor."""
-    return torch.nn.functional.normalize(x, dim=1)
-
-
 def prepare(x: torch.Tensor, normalize: bool, dtype: torch.dtype = STAT_DTYPE) -> torch.Tensor:
-    """``x`` in ``dtype``, L2-normalised per row when ``normalize``; never the caller's tensor."""
-    x = x.to(dtype)
-    return unit_rows(x) if normalize else x.clone()
+    """``x`` in ``dtype``, L2-normalised per row when ``normalize`` (safely for huge or tiny
+    rows, see :mod:`xcm_debias.safe_norm`); never the caller's tensor."""
+    if normalize:
+        return unit_rows(safe_scaled_rows(x).to(dtype))
+    return x.to(dtype).clone()
 
 
 def check_shrinkage(value: object, who: str) -> str | float:
@@ -311,7 +309,7 @@ def apply_per_group(
             part = part[order]
         rows = buffer[:m]  # copy_ of a tensor onto itself returns at once
         if normalize:
-            torch.nn.functional.normalize(source, dim=1, out=rows)
+            torch.nn.functional.normalize(safe_scaled_rows(source), dim=1, out=rows)
         else:
             rows.copy_(source)
         bounds = np.r_[0, np.flatnonzero(part[1:] != part[:-1]) + 1, m]

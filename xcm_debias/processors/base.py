@@ -71,6 +71,8 @@ class PostProcessor(FittedModule):
             )
         with torch.no_grad():
             self._fit(calibration)
+        # the input dimension, so that transform refuses other dimensions by name
+        self.fitted_meta["input_dim"] = calibration.dim
         self.fitted_flag = torch.tensor(True)
         return self
 
@@ -103,6 +105,12 @@ class PostProcessor(FittedModule):
         if not isinstance(data, EmbeddingSet):
             raise TypeError(f"data: expected an EmbeddingSet, got {type(data).__name__}")
         self.check_is_fitted()
+        expected = self.fitted_meta.get("input_dim")
+        if expected is not None and data.dim != expected:
+            raise ValueError(
+                f"data: expected embeddings of dimension {expected} (as {type(self).__name__}'s "
+                f"calibration), got {data.dim}"
+            )
         rows = self._rows(data)
         if not rows.any():
             return data

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from xcm_debias.atomic import write_bytes
 from xcm_debias.report import families, selection
 from xcm_debias.report.bias_report import BiasReport
 from xcm_debias.report.blocks import Sides
@@ -384,6 +385,6 @@ def save_plots(
     paths = []
     for spec in available(before, after):
         path = folder / f"{spec.name}.png"
-        path.write_bytes(render_png(spec.name, before, after, labels))
+        write_bytes(path, render_png(spec.name, before, after, labels))
         paths.append(path)
     return paths

@@ -194,12 +194,12 @@ def read_json(source: str | Path, name: str) -> Any:
 
 @implements("write_text")
 def write_text(path: str | Path, text: str, name: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path``, creating its parent folder."""
+    """Write ``text`` (UTF-8) to ``path`` atomically, creating its parent folder."""
     if not isinstance(path, str | Path):
         raise TypeError(f"{name}: expected a str or Path, got {type(path).__name__}")
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{name}: expected a file path, got the folder {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+    from xcm_debias.atomic import write_text as write_atomically
+
+    return write_atomically(path, text)
