@@ -113,6 +113,9 @@ class RecallGuard:
         z: one-sided margin in paired standard errors (0 = point estimates).
         bias_tolerance: biases this close count as tied (the higher recall wins).
         hubness_tolerance: the most a candidate's hubness skew@10 may exceed the plain one's.
+            Loose on purpose: out-of-fold skew is measured on a gallery that mixes fitted and
+            held-out rows, which biases it upward for bank-based stages (on Multi30K the
+            inverted softmax read +0.07 out-of-fold and −0.6 on the test split).
         processors, t2i, i2t: the options (name → list of stage configs); defaults
             :data:`DEFAULT_PROCESSORS`, :data:`DEFAULT_T2I`, :data:`DEFAULT_I2T`.
         culture_of_language: language → associated culture (default: the same string).
@@ -125,7 +128,7 @@ class RecallGuard:
         n_folds: int = 3,
         z: float = 1.0,
         bias_tolerance: float = 0.01,
-        hubness_tolerance: float = 0.1,
+        hubness_tolerance: float = 0.25,
         processors: Mapping[str, StageList] | None = None,
         t2i: Mapping[str, StageList] | None = None,
         i2t: Mapping[str, StageList] | None = None,
