@@ -213,7 +213,7 @@ def evaluate(config: dict[str, Any], seed: int) -> dict[str, float]:
     """Fit ``config`` on world ``seed``'s calibration split, report on its test split."""
     calib, test = world_calibration_test(seed=seed)
     retriever: Any = ExactRetriever()
-    if config.get("processors") or config.get("scoring"):
+    if config.get("processors") or config.get("scoring") or config.get("guard") is not None:
         retriever = build(config, retriever).fit(calib)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -24,6 +24,9 @@ SMALL_OPTIONS = {
     "processors": {"none": [], "LA": [{"class": "LanguageAlignment", "params": {}}]},
     "t2i": {"none": [], "GB": [_GB]},
     "i2t": {"none": [], "IS": [_IS], "harsh": [_HARSH]},
+    # the 12-item world is below the default minimum for score stages; these tests are about
+    # the constraints and the choice rule, so they lift it (test_too_few_items_... keeps it)
+    "min_items_for_scoring": 0,
 }
 
 
@@ -172,3 +175,15 @@ def test_recommended_keeps_its_plain_call_and_validates_the_guard_arguments():
     with pytest.raises(TypeError, match="guard: expected a recall guard"):
         Debiased(ExactRetriever(), guard=object())
     assert math.isclose(RecallGuard().z, 1.0)
+
+
+def test_too_few_calibration_items_leave_only_embedding_level_candidates(small_world):
+    calibration, _ = small_world  # 12 items
+    options = {k: v for k, v in SMALL_OPTIONS.items() if k != "min_items_for_scoring"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        selection = RecallGuard(**options).select(ExactRetriever(), calibration, 5)
+    assert "12 calibration items (< min_items_for_scoring = 30)" in " ".join(selection.notes)
+    scored = {c.name.split(": ")[1] for c in selection.candidates if " | " in c.name}
+    assert scored == {"none"}
+    assert selection.config["scoring"] == {}

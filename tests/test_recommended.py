@@ -78,13 +78,17 @@ def test_recommended_keeps_recall_and_lifts_low_resource_languages(full_world):
     assert after["i2t/mrv"] < 0.1 * before["i2t/mrv"]
 
 
-def test_recommended_removes_tugging_even_with_twelve_calibration_items(full_world):
-    # 12 of the 60 calibration items: excess 0.824 -> 0.074. (At this size image→text is not
-    # balanced and loses recall, 0.777 -> 0.530: see docs/methods/README.md.)
+def test_with_twelve_calibration_items_recommended_does_no_harm(full_world):
+    # 12 of the 60 calibration items: too few for score stages to show their cost out-of-fold
+    # (the fixed world-tuned recipe lost 25 points of image→text recall here, 0.78 → 0.53), so
+    # the guard keeps the plain retriever unless an embedding-level edit is safe
     before, _, _ = full_world
     calib, test = world_calibration_test(seed=0)
     few = calib[np.isin(calib.item, np.unique(calib.item)[:12])]
     fair = recommended().fit(few)
+    assert "score stages skipped" in " ".join(fair.selection_.notes)
     after = top1_metrics(fair, test, dict(CULTURE_OF_LANGUAGE))
-    assert abs(after["t2i/own_culture_excess@1"]) < 0.1
-    assert after["t2i/recall@1"] > before["t2i/recall@1"] + 0.03
+    for key in ("t2i/recall@1", "i2t/recall@1"):
+        assert after[key] >= before[key] - 0.01, key
+    assert after["i2t/language_tv@1"] <= before["i2t/language_tv@1"] + 0.01
+    assert after["t2i/own_culture_excess@1"] <= before["t2i/own_culture_excess@1"] + 0.01

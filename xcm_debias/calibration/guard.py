@@ -120,6 +120,9 @@ class RecallGuard:
             :data:`DEFAULT_PROCESSORS`, :data:`DEFAULT_T2I`, :data:`DEFAULT_I2T`.
         culture_of_language: language → associated culture (default: the same string).
         seed: seed of the fold assignment.
+        min_items_for_scoring: with fewer calibration items, score stages are not candidates
+            (only the embedding-level options are): a gallery that small holds too few
+            confusers for the out-of-fold scores to show what a stage costs on a real gallery.
     """
 
     def __init__(
@@ -134,6 +137,7 @@ class RecallGuard:
         i2t: Mapping[str, StageList] | None = None,
         culture_of_language: Mapping[str, str] | None = None,
         seed: int = 0,
+        min_items_for_scoring: int = 30,
     ) -> None:
         self.max_recall_loss = check_fraction(
             max_recall_loss, "max_recall_loss", open_low=False, open_high=False
@@ -152,6 +156,9 @@ class RecallGuard:
                 self.options[direction] = {"none": [], **self.options[direction]}
         self.culture_of_language = dict(culture_of_language or {})
         self.seed = check_positive_int(seed, "seed", minimum=0)
+        self.min_items_for_scoring = check_positive_int(
+            min_items_for_scoring, "min_items_for_scoring", minimum=0
+        )
 
     def __repr__(self) -> str:
         return (
@@ -213,7 +220,16 @@ class RecallGuard:
         images = calibration[calibration.modality == "image"]
         has_culture = images.has_label("culture") and bool((images.culture.astype(str) != "").all())
         options = copy.deepcopy(self.options)
-        if not has_culture:
+        n_items = len(np.unique(calibration.item))
+        if n_items < self.min_items_for_scoring:
+            for direction in DIRECTIONS:
+                options[direction] = {"none": []}
+            notes.append(
+                f"{n_items} calibration items (< min_items_for_scoring = "
+                f"{self.min_items_for_scoring}): score stages skipped; a calibration gallery that "
+                "small cannot show what they cost on a larger one"
+            )
+        elif not has_culture:
             for direction in DIRECTIONS:
                 dropped = [
                     name
