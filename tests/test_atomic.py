@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import xcm_debias.io as io
+import xcm_debias.formats as formats
 from xcm_debias import EmbeddingSet
 from xcm_debias.atomic import DiskFullError, atomic_path, write_text
 
@@ -55,7 +55,7 @@ def test_embedding_set_save_on_a_full_disk_keeps_the_previous_file(tmp_path, mon
     old = EmbeddingSet(torch.ones(3, 2), modality="image").save(path)
     before = old.read_bytes()
     writer = "savez" if suffix == ".npz" else "write_table"
-    module = io.np if suffix == ".npz" else io.pq
+    module = formats.np if suffix == ".npz" else formats.pq
     real = getattr(module, writer)
 
     def full(target: object, *args: object, **kwargs: object) -> None:

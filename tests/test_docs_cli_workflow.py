@@ -69,13 +69,16 @@ def test_the_cli_workflow_runs_as_written(tmp_path, monkeypatch, capsys):
     )
 
 
-def test_the_spec_and_toml_shown_are_the_recommended_pipeline(tmp_path):
+def test_the_spec_and_toml_shown_are_the_world_tuned_pipeline(tmp_path):
     text = PAGE.read_text(encoding="utf-8")
     spec = block_after(text, "**Chain specs.**", "text").strip()
-    assert parse_spec(spec) == get_config("recommended")
+    assert parse_spec(spec) == get_config("world_tuned")
     toml = tmp_path / "pipeline.toml"
     toml.write_text(block_after(text, "as a TOML file", "toml"), encoding="utf-8")
-    assert load_config_file(toml) == get_config("recommended")
+    assert load_config_file(toml) == get_config("world_tuned")
+    # and the recommended pipeline's spec, quoted in the text, is the registered one
+    assert parse_spec("guard=0.01; cross_fit=5") == get_config("recommended")
+    assert "`guard=0.01; cross_fit=5`" in text
 
 
 @pytest.mark.parametrize("command", ["encode", "fit", "report", "transform"])

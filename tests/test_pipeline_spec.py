@@ -22,8 +22,9 @@ def _stages(pipeline: Debiased) -> list[tuple[str, dict]]:
     return [(type(s).__name__, s.get_params()) for s in [*steps, *scorers]]
 
 
-def test_the_recommended_pipeline_in_one_line():
-    assert pipeline_spec(build("recommended")) == (
+def test_the_recommended_and_world_tuned_pipelines_in_one_line():
+    assert pipeline_spec(build("recommended")) == "guard=0.01; cross_fit=5"
+    assert pipeline_spec(build("world_tuned")) == (
         "LanguageAlignment(); t2i: GroupBalance(); i2t: InvertedSoftmax() | "
         "GroupBalance(temperature=0.005) | ExposureShuffle(); cross_fit=5"
     )

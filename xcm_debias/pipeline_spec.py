@@ -21,7 +21,8 @@ from xcm_debias.scoring import ScoreNormalizer
 def pipeline_spec(pipeline: Debiased) -> str:
     """The chain spec of a ``Debiased``'s stages, each with the parameters that differ from
     their defaults: its processors (a Chain's steps in order), its score stages (the fitted ones
-    once fitted; one list when both directions hold the same), ``cross_fit`` when set and
+    once fitted; one list when both directions hold the same), ``guard`` for a self-calibrating
+    pipeline not fitted yet (once fitted, the stages its guard chose), ``cross_fit`` when set and
     ``seed`` when not 0."""
     if not isinstance(pipeline, Debiased):
         raise TypeError(f"pipeline: expected a Debiased, got {type(pipeline).__name__}")
@@ -43,6 +44,9 @@ def pipeline_spec(pipeline: Debiased) -> str:
         "processors": [_stage(step) for step in steps],
         "scoring": directions[0] if same else by_direction,
     }
+    guard = getattr(pipeline, "guard", None)
+    if guard is not None and not pipeline.is_fitted:  # fitted: the stages the guard chose
+        config["guard"] = guard.max_recall_loss
     if pipeline.cross_fit:
         config["cross_fit"] = pipeline.cross_fit
     if pipeline.seed:
