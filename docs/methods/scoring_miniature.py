@@ -17,7 +17,7 @@ import torch
 from scipy.stats import skew
 
 from xcm_debias import EmbeddingSet, ExactRetriever
-from xcm_debias.configs import recommended
+from xcm_debias.configs import build
 from xcm_debias.debiased import Debiased
 from xcm_debias.processors import LanguageProjection
 from xcm_debias.scoring import (
@@ -94,7 +94,7 @@ def main() -> None:
     eraser = LanguageProjection(method="leace")
     fair = Debiased(ExactRetriever(), eraser, scoring=chain, cross_fit=5).fit(calibration)
     rows.append(("LanguageProjection(leace) + InvertedSoftmax + GroupBalance, cross_fit=5", fair))
-    rows.append(("recommended()", recommended().fit(calibration)))
+    rows.append(("build(\"world_tuned\")", build("world_tuned").fit(calibration)))
     print(
         "| method | t2i R@1 | i2t R@1 | i2t language TV@1 | t2i own-culture |excess| "
         "| t2i skew N10 | i2t skew N10 |"
