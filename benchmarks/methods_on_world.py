@@ -397,7 +397,7 @@ def run_tuning(seeds: list[int]) -> list[dict[str, Any]]:
 def tuning_markdown(rows: list[dict[str, Any]], seeds: list[int]) -> list[str]:
     lines = [
         "",
-        "## How the recommended chain was chosen",
+        "## How the world-tuned recipe (the previous default) was chosen",
         "",
         f"Candidates fitted on the calibration split and scored on the test split of the tuning "
         f"world seeds {', '.join(map(str, seeds))} (means), never on the reported seeds; the "
