@@ -96,7 +96,10 @@ DEFAULT_I2T: dict[str, StageList] = {
         f"ES({q})": [_stage("ExposureShuffle", tie_quantile=q)]
         for q in (0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
     },
-    **{f"IS+ES({q})": [_IS, _stage("ExposureShuffle", tie_quantile=q)] for q in (0.25, 0.5, 1.0)},
+    **{
+        f"IS+ES({q})": [_IS, _stage("ExposureShuffle", tie_quantile=q)]
+        for q in (0.25, 0.5, 0.75, 1.0)
+    },
 }
 #: stages that read the images' culture label (skipped when calibration images carry none)
 CULTURE_STAGES = {"GroupBalance"}
