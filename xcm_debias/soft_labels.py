@@ -1,0 +1,207 @@
+"""Soft labels: how inferred group labels (``language``, ``culture``) travel on an EmbeddingSet.
+
+A row that lacks a label the debiasing stages need (a bare query string has no ``language``, a
+photo collection no ``culture``) can have it inferred by a fitted classifier
+(:class:`xcm_debias.calibration.labels.LabelModels`). The inference is written onto the set
+itself, as ordinary columns, so it follows the rows through indexing, ``where``, ``concat``,
+``with_embeddings``, ``with_labels`` and every processor without any special plumbing:
+
+* the label column (``language`` / ``culture``) of an inferred row holds the classifier's most
+  probable class, so a stage that knows nothing of soft labels still sees a valid label;
+* ``inferred:<label>`` (bool extra column) marks the rows whose label was inferred (False on
+  rows that carried their own label);
+* ``soft:<label>=<class>`` (float32 extra columns, one per class of the classifier) hold the
+  inferred row's **soft label**: its calibrated posterior probabilities, or all zeros where the
+  classifier's confidence (largest posterior) is below the label model's threshold. Rows that
+  carried their own label hold zeros there (their label is the column).
+
+Stages read them through two functions:
+
+* :func:`group_weights` (score-level offsets, e.g. GroupBalance, ExposureShuffle): ``[n, k]``
+  weights over the stage's fitted groups — one-hot for a labelled row, the soft label for an
+  inferred one. An offset linear in a one-hot group vector, ``u(q)·v(g)`` with ``v(g) =
+  onehot(B(g))``, becomes the posterior-weighted offset ``Σ_b p_b(g) u_b(q)`` and stays exact on
+  any inner-product index; a zero row means no offset (the identity).
+* :func:`group_codes` (per-group maps, e.g. LanguageAlignment): the group of each row, ``-1``
+  (identity) for an unconfident inferred row or a group unseen at fit.
+
+A label value unseen at fit (a language the calibration set did not have) gets the identity and
+one :class:`UnseenGroupWarning` per call, naming the values and counting the rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from xcm_debias.data import EmbeddingSet
+
+INFERRED = "inferred:"
+SOFT = "soft:"
+
+
+class UnseenGroupWarning(UserWarning):
+    """A row's group label was not seen at fit: the row gets the identity (no offset, no map)."""
+
+
+def inferred_name(label: str) -> str:
+    """Name of the bool extra column marking the rows whose ``label`` was inferred."""
+    return f"{INFERRED}{label}"
+
+
+def soft_name(label: str, cls: str) -> str:
+    """Name of the float extra column holding the soft label of class ``cls`` of ``label``."""
+    return f"{SOFT}{label}={cls}"
+
+
+def inferred_rows(data: EmbeddingSet, label: str) -> np.ndarray:
+    """Bool mask of the rows whose ``label`` was inferred (all False when none was)."""
+    column = data.extra.get(inferred_name(label))
+    if column is None:
+        return np.zeros(len(data), dtype=bool)
+    return column.astype(bool)
+
+
+def soft_classes(data: EmbeddingSet, label: str) -> list[str]:
+    """Classes of the soft-label columns of ``label`` on ``data`` (in column order)."""
+    prefix = f"{SOFT}{label}="
+    return [name[len(prefix) :] for name in data.extra if name.startswith(prefix)]
+
+
+def soft_labels(data: EmbeddingSet, label: str, classes: Sequence[str]) -> np.ndarray:
+    """``[n, len(classes)]`` float32 soft labels of ``label`` mapped onto ``classes``.
+
+    A class without a column (the classifier never saw it) gets zero weight.
+    """
+    extra = data.extra
+    out = np.zeros((len(data), len(classes)), dtype=np.float32)
+    for j, cls in enumerate(classes):
+        column = extra.get(soft_name(label, str(cls)))
+        if column is not None:
+            out[:, j] = column
+    return out
+
+
+def with_inferred(
+    data: EmbeddingSet,
+    label: str,
+    rows: np.ndarray,
+    classes: Sequence[str],
+    soft: np.ndarray,
+    best: np.ndarray,
+) -> EmbeddingSet:
+    """``data`` with ``label`` inferred on the rows of the bool mask ``rows``.
+
+    ``soft`` (``[rows.sum(), len(classes)]``) are those rows' soft labels, ``best`` their most
+    probable class names. Rows outside ``rows`` keep their label; a set that already holds
+    soft-label columns of ``label`` keeps their values on those rows.
+    """
+    flags = inferred_rows(data, label) | rows
+    column = data.label(label).astype(object)
+    column[rows] = best
+    columns: dict[str, np.ndarray] = {label: column.astype(str), inferred_name(label): flags}
+    previous = soft_labels(data, label, list(classes))
+    for j, cls in enumerate(classes):
+        values = previous[:, j].copy()
+        values[rows] = soft[:, j]
+        columns[soft_name(label, str(cls))] = values
+    return data.with_labels(**columns)
+
+
+def _lookup(values: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """Index of each value among ``names``; ``-1`` where absent (vectorised binary search)."""
+    if not len(names):
+        return np.full(len(values), -1, dtype=np.int64)
+    array = np.asarray(names, dtype=np.str_)
+    by_name = np.argsort(array)
+    at = np.searchsorted(array[by_name], values).clip(max=len(array) - 1)
+    return np.where(array[by_name][at] == values, by_name[at], -1).astype(np.int64)
+
+
+def label_codes(
+    values: np.ndarray, names: Sequence[str], who: str, what: str, stacklevel: int = 3
+) -> np.ndarray:
+    """Index of each label value among the fitted ``names``; ``-1`` and one
+    :class:`UnseenGroupWarning` (naming them and counting rows) for values unseen at fit."""
+    codes = _lookup(values, names)
+    unseen = codes < 0
+    if unseen.any():
+        seen_at_fit = list(names)
+        warnings.warn(
+            f"{who}: {what} {sorted(set(values[unseen].tolist()))} not seen at fit "
+            f"({len(seen_at_fit)} fitted: {seen_at_fit}); their {int(unseen.sum())} row(s) get "
+            "the identity (left unchanged, no offset)",
+            UnseenGroupWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return codes
+
+
+def _require(data: EmbeddingSet, label: str, who: str, name: str) -> np.ndarray:
+    try:
+        column = data.label(label)
+    except KeyError as err:
+        raise ValueError(f"{who}: expected a {label!r} label on {name}, got none ({err})") from None
+    data.require_label(label, who, f"{name} row")
+    return column.astype(str)
+
+
+def _hard_codes(
+    data: EmbeddingSet, label: str, names: Sequence[str], who: str, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the labelled rows (``-1`` elsewhere) and the mask of the inferred rows."""
+    column = _require(data, label, who, name)
+    inferred = inferred_rows(data, label)
+    codes = np.full(len(data), -1, dtype=np.int64)
+    codes[~inferred] = label_codes(column[~inferred], names, who, label, stacklevel=4)
+    return codes, inferred
+
+
+def group_codes(
+    data: EmbeddingSet, label: str, names: Sequence[str], who: str, name: str
+) -> np.ndarray:
+    """Group code of each row among ``names`` for a per-group map; ``-1`` means identity.
+
+    Labelled rows: their label's position (unseen at fit: ``-1`` with an
+    :class:`UnseenGroupWarning`). Inferred rows: the most probable fitted class, or ``-1`` when
+    the soft label is all zero (confidence below the threshold).
+    """
+    codes, inferred = _hard_codes(data, label, names, who, name)
+    if inferred.any():
+        soft = soft_labels(data[inferred], label, names)
+        codes[inferred] = np.where(soft.sum(axis=1) > 0, soft.argmax(axis=1), -1)
+    return codes
+
+
+def group_weights(
+    data: EmbeddingSet, label: str, names: Sequence[str], who: str, name: str
+) -> torch.Tensor:
+    """``[n, len(names)]`` float32 group weights of each row for a linear per-group offset.
+
+    One-hot for a labelled row (all zero, with an :class:`UnseenGroupWarning`, for a group unseen
+    at fit); the soft label for an inferred row (all zero below the confidence threshold).
+    """
+    codes, inferred = _hard_codes(data, label, names, who, name)
+    weights = np.zeros((len(data), len(names)), dtype=np.float32)
+    hard = np.flatnonzero((codes >= 0) & ~inferred)
+    weights[hard, codes[hard]] = 1.0
+    if inferred.any():
+        weights[inferred] = soft_labels(data[inferred], label, names)
+    return torch.from_numpy(weights)
+
+
+__all__ = [
+    "UnseenGroupWarning",
+    "group_codes",
+    "group_weights",
+    "inferred_name",
+    "inferred_rows",
+    "label_codes",
+    "soft_classes",
+    "soft_labels",
+    "soft_name",
+    "with_inferred",
+]
