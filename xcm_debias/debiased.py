@@ -58,6 +58,7 @@ import torch
 from safetensors.torch import load_file
 
 from xcm_debias._validation import check_positive_int
+from xcm_debias.calibration.labels import LabelModels, used_labels
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.fitted import NotFittedError, read_config, restore_buffers, write_safetensors
 from xcm_debias.gated_topk import GatedOffsetIndex
@@ -115,6 +116,7 @@ class Debiased:
         self.seed = check_positive_int(seed, "seed", minimum=0)
         self._templates = _scoring_templates(scoring)
         self.scorers_: dict[str, list[ScoreNormalizer]] = {}
+        self.label_models_: LabelModels | None = None
         self._fitted = False
         self._cache: OrderedDict[int, _GalleryEntry] = OrderedDict()
 
@@ -171,6 +173,11 @@ class Debiased:
             direction: _fit_scorers(templates, current, folds, self._owner(), direction)
             for direction, templates in self._templates.items()
         }
+        # classifiers for the group labels the stages read, to fill them in at search
+        labels = used_labels(self.processors, [s for ss in self.scorers_.values() for s in ss])
+        self.label_models_ = (
+            LabelModels(labels, seed=self.seed).fit(calibration) if labels else None
+        )
         self._fitted = True
         return self
 
@@ -268,11 +275,15 @@ class Debiased:
         """The embedding-level part: ``data`` through the fitted processors (labels kept).
 
         Score-level methods change scores, not vectors, so they do not appear here; the
-        modality gap of a report on a ``Debiased`` is measured on this output.
+        modality gap of a report on a ``Debiased`` is measured on this output. Group labels the
+        stages need and a row lacks (a query's ``language``, an image's ``culture``) are first
+        inferred by ``label_models_`` (soft labels, :mod:`xcm_debias.soft_labels`).
         """
         if not isinstance(data, EmbeddingSet):
             raise TypeError(f"data: expected an EmbeddingSet, got {type(data).__name__}")
         self._check_is_fitted()
+        if self.label_models_ is not None:
+            data = self.label_models_.fill(data)
         return data if self.processors is None else self.processors.transform(data)
 
     def _entry(self, gallery: EmbeddingSet) -> _GalleryEntry:
@@ -339,8 +350,12 @@ class Debiased:
                     tensors[f"scoring.{direction}.{stage}.{key}"] = (
                         value.detach().cpu().contiguous()
                     )
+        if self.label_models_ is not None:
+            for key, value in self.label_models_.state_dict().items():
+                tensors[f"labels.{key}"] = value.detach().cpu().contiguous()
         config = {
             "class": "Debiased",
+            "labels": None if self.label_models_ is None else self.label_models_.to_config(),
             "processors": None if self.processors is None else self.processors.to_config(),
             "scoring": {
                 d: [s.to_config() for s in scorers] for d, scorers in self.scorers_.items()
@@ -379,6 +394,8 @@ class Debiased:
             seed=config["seed"],
         )
         out.scorers_ = scorers
+        if config.get("labels") is not None:
+            out.label_models_ = LabelModels.restore(config["labels"], _substate(state, "labels."))
         out._fitted = True
         return out
 
