@@ -37,7 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from xcm_debias.data import EmbeddingSet
+from xcm_debias.data import LABELS, EmbeddingSet
 
 INFERRED = "inferred:"
 SOFT = "soft:"
@@ -102,13 +102,34 @@ def with_inferred(
     flags = inferred_rows(data, label) | rows
     column = data.label(label).astype(object)
     column[rows] = best
-    columns: dict[str, np.ndarray] = {label: column.astype(str), inferred_name(label): flags}
+    extra = data.extra
+    extra[inferred_name(label)] = flags
     previous = soft_labels(data, label, list(classes))
     for j, cls in enumerate(classes):
         values = previous[:, j].copy()
         values[rows] = soft[:, j]
-        columns[soft_name(label, str(cls))] = values
-    return data.with_labels(**columns)
+        extra[soft_name(label, str(cls))] = values
+    return _relabelled(data, {label: column.astype(str)}, extra)
+
+
+def strip_labels(
+    data: EmbeddingSet, names: Sequence[str] = ("language", "culture")
+) -> EmbeddingSet:
+    """``data`` with the labels ``names`` emptied on every row (to try label-free search)."""
+    return _relabelled(data, {name: np.full(len(data), "") for name in names}, data.extra)
+
+
+def _relabelled(
+    data: EmbeddingSet, labels: dict[str, np.ndarray], extra: dict[str, np.ndarray]
+) -> EmbeddingSet:
+    """Same embeddings with ``labels`` replaced and ``extra`` as the extra columns.
+
+    Not ``with_labels``: a set whose rows repeat (a query repeated once per relevant target,
+    as rank computations build) has repeated ids, which ``with_labels`` refuses.
+    """
+    columns = {name: data.label(name) for name in LABELS}
+    columns.update(labels)
+    return EmbeddingSet._new(data.embeddings, columns, extra)
 
 
 def _lookup(values: np.ndarray, names: Sequence[str]) -> np.ndarray:
@@ -203,5 +224,6 @@ __all__ = [
     "soft_classes",
     "soft_labels",
     "soft_name",
+    "strip_labels",
     "with_inferred",
 ]

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -53,6 +53,7 @@ from xcm_debias.soft_labels import with_inferred
 #: (label, modality) pairs a pipeline can infer: languages of texts, cultures of images.
 LABEL_MODALITIES: dict[str, str] = {"language": "text", "culture": "image"}
 ECE_BINS = 15
+_Module = TypeVar("_Module", "LabelClassifier", "LabelModels")
 
 
 class LabelClassifier(FittedModule):
@@ -70,7 +71,6 @@ class LabelClassifier(FittedModule):
     ``fitted_meta`` holds the classes and the cross-fitted ``accuracy``, ``ece`` and ``nll``.
     """
 
-    registry: ClassVar[dict[str, type[LabelClassifier]]] = {}
     _kind: ClassVar[str] = "label classifier"
     _fit_hint: ClassVar[str] = "call fit(calibration) first"
 
@@ -213,7 +213,7 @@ class LabelClassifier(FittedModule):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LabelClassifier:
         """An unfitted classifier (with its fitted metadata) from ``to_config`` output."""
-        return cls._from_registry(config)
+        return _from_config(cls, config)
 
 
 class LabelModels(FittedModule):
@@ -230,7 +230,6 @@ class LabelModels(FittedModule):
     cannot teach: absent, a single class, or too few rows per class.
     """
 
-    registry: ClassVar[dict[str, type[LabelModels]]] = {}
     _kind: ClassVar[str] = "label models"
     _fit_hint: ClassVar[str] = "call fit(calibration) first"
 
@@ -326,7 +325,7 @@ class LabelModels(FittedModule):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LabelModels:
         """Rebuild (classifiers included, buffers not yet restored) from ``to_config`` output."""
-        out = cls._from_registry(config)
+        out = _from_config(cls, config)
         for label, child in out.fitted_meta.get("models", {}).items():
             out.models[label] = LabelClassifier.from_config(child)
         return out
@@ -337,6 +336,14 @@ class LabelModels(FittedModule):
         out = LabelModels.from_config(config)
         restore_buffers(out, state)
         return out
+
+
+def _from_config(cls: type[_Module], config: dict[str, Any]) -> _Module:
+    if not isinstance(config, dict) or config.get("class") != cls.__name__:
+        raise ValueError(f"config: expected a saved {cls.__name__}, got {config!r:.80}")
+    module = cls(**config.get("params", {}))
+    module.fitted_meta = dict(config.get("fitted_meta", {}))
+    return module
 
 
 def fit_lda(
@@ -359,7 +366,13 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
     """``T`` minimising the NLL of ``softmax(logits / T)`` (L-BFGS on ``log T``, within
     ``[0.01, 100]``)."""
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], max_iter=100, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        [log_t],
+        max_iter=100,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-12,
+        tolerance_change=1e-15,
+    )
     logits = logits.detach().double()
 
     def closure() -> torch.Tensor:
