@@ -166,15 +166,14 @@ def run_seed(seed: int, with_mix: bool) -> dict[str, Any]:
     }
     out: dict[str, Any] = {
         "seed": seed,
+        "baseline": base,
         "label_models": fair.label_models_.summary(),
         "test_accuracy": accuracy,
         "runs": {},
     }
     for name, metrics in runs.items():
-        checks = check_targets(base, metrics)
         out["runs"][name] = {
             "quantities": {label: quantity(spec, base, metrics) for label, spec in TARGETS},
-            "targets_passed": [bool(ok) for _, ok, _ in checks],
             "metrics": metrics,
         }
     return out
@@ -196,14 +195,23 @@ def table(results: list[dict[str, Any]]) -> list[str]:
         )
         cells = " | ".join(f"{m:.3f}" for m in means)
         lines.append(f"| {label} | {cells} | {gap:.3f} {'✓' if gap <= BOUND else '✗'} |")
+    base = mean_of([r["baseline"] for r in results])
     passed = [
-        sum(all(r["runs"][n]["targets_passed"][i] for r in results) for i in range(len(TARGETS)))
+        sum(
+            ok
+            for _, ok, _ in check_targets(base, mean_of([r["runs"][n]["metrics"] for r in results]))
+        )
         for n in names
     ]
     lines.append(
-        "| targets passed on every seed | " + " | ".join(f"{p}/10" for p in passed) + " | |"
+        "| targets passed (means over seeds) | " + " | ".join(f"{p}/10" for p in passed) + " | |"
     )
     return lines
+
+
+def mean_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    keys = set.intersection(*(set(r) for r in runs))
+    return {k: float(np.mean([r[k] for r in runs])) for k in keys}
 
 
 def classifier_table(results: list[dict[str, Any]]) -> list[str]:
@@ -220,12 +228,105 @@ def classifier_table(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------------ Multi30K (development data)
+M30K_LANGUAGES = ("de", "fr", "cs")  # captions; the English sentence plays the "image"
+M30K_SPLITS = {"calibration": "val", "test": "test_2016_flickr"}
+
+
+def multi30k_sets(folder: Path, cache: Path) -> dict[str, EmbeddingSet]:
+    """Calibration (val) and test (test_2016_flickr) sets: per line, the English sentence as an
+    image row (no culture) and its de/fr/cs translations as captions; USE-m3, cached in ``cache``."""
+    from xcm_debias.encoders import USEEncoder
+
+    if not cache.exists():
+        encoder = USEEncoder()
+        arrays = {}
+        for split in M30K_SPLITS.values():
+            for lang in ("en", *M30K_LANGUAGES):
+                lines = (folder / f"{split}.{lang}").read_text(encoding="utf-8").splitlines()
+                arrays[f"{split}.{lang}"] = encoder.embed_texts(lines).numpy()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, **arrays)
+    arrays = dict(np.load(cache))
+    out = {}
+    for name, split in M30K_SPLITS.items():
+        english = arrays[f"{split}.en"]
+        items = [f"{split}-{i}" for i in range(len(english))]
+        parts = [EmbeddingSet(english, modality="image", item=items)]
+        for lang in M30K_LANGUAGES:
+            parts.append(
+                EmbeddingSet(arrays[f"{split}.{lang}"], modality="text", item=items, language=lang)
+            )
+        out[name] = EmbeddingSet.concat(parts)
+    return out
+
+
+def retrieval_metrics(retriever: Any, test: EmbeddingSet) -> dict[str, float]:
+    """t2i recall@1 (overall and per language), i2t recall@1 and i2t language TV@1 (top-1
+    caption languages against the gallery's language mix)."""
+    texts, images = test.texts, test.images
+    out: dict[str, float] = {}
+    top = retriever.search(texts, images, 1).indices[:, 0].numpy()
+    right = images.item[top] == texts.item
+    out["t2i/recall@1"] = float(right.mean())
+    for lang in M30K_LANGUAGES:
+        out[f"t2i/recall@1/lang={lang}"] = float(right[texts.language == lang].mean())
+    top = retriever.search(images, texts, 1).indices[:, 0].numpy()
+    out["i2t/recall@1"] = float((texts.item[top] == images.item).mean())
+    shares = np.array([(texts.language == lang).mean() for lang in M30K_LANGUAGES])
+    top1 = np.array([(texts.language[top] == lang).mean() for lang in M30K_LANGUAGES])
+    out["i2t/language_tv@1"] = float(0.5 * np.abs(top1 - shares).sum())
+    return out
+
+
+def run_multi30k(folder: Path, cache: Path) -> dict[str, Any]:
+    sets = multi30k_sets(folder, cache)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fair = build(get_config("recommended")).fit(sets["calibration"])
+        test = sets["test"]
+        runs = {
+            "base": retrieval_metrics(ExactRetriever(), test),
+            "labelled": retrieval_metrics(fair, test),
+            "label-free": retrieval_metrics(LabelFree(fair), test),
+            "label-free, mixed maps": retrieval_metrics(LabelFree(mixed(fair)), test),
+        }
+    filled = fair.label_models_.fill(strip_labels(test.texts))
+    confusion = {
+        truth: {
+            guess: int(((test.texts.language == truth) & (filled.language == guess)).sum())
+            for guess in M30K_LANGUAGES
+        }
+        for truth in M30K_LANGUAGES
+    }
+    return {"label_models": fair.label_models_.summary(), "confusion": confusion, "runs": runs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--mix", action="store_true", help="also run posterior-mixed maps")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--multi30k", type=Path, help="Multi30K folder: run the real-text case instead"
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=ROOT / "benchmarks" / "results" / "multi30k_use.npz",
+        help="USE-m3 embeddings cache of the Multi30K case (not shipped)",
+    )
     args = parser.parse_args()
+    if args.multi30k is not None:
+        if not args.multi30k.is_dir():
+            sys.exit(f"--multi30k: no such folder {args.multi30k}; skipping the real-text case")
+        result = run_multi30k(args.multi30k, args.cache)
+        print(json.dumps(result, indent=1))
+        if not args.no_write:
+            path = RESULTS.with_name("label_inference_multi30k.json")
+            path.write_text(json.dumps(result, indent=1) + "\n")
+            print(f"wrote {path.relative_to(ROOT)}")
+        return
     assert "recommended" in METHODS
     results = [run_seed(seed, args.mix) for seed in args.seeds]
     lines = table(results) + [""] + classifier_table(results)
