@@ -93,6 +93,15 @@ def test_unseen_language_gets_the_identity_with_a_warning() -> None:
         reverse = FAIR.search(TEST.images, odd, 5)
     unit = torch.nn.functional.normalize(texts.embeddings[:10].float(), dim=1)
     torch.testing.assert_close(moved.embeddings[:10], unit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        FAIR.search(odd, TEST.images, 5)
+    counted = [w.message for w in caught if issubclass(w.category, UnseenGroupWarning)]
+    # LanguageAlignment and text→image GroupBalance each meet the 10 rows once
+    assert sorted((m.who.split("(")[0], m.values, m.rows) for m in counted) == [
+        ("GroupBalance", ["xx"], 10),
+        ("LanguageAlignment", ["xx"], 10),
+    ]
     assert torch.isfinite(ranking.scores).all() and torch.isfinite(reverse.scores).all()
 
 

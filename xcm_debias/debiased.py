@@ -334,9 +334,10 @@ class Debiased:
 
     # ------------------------------------------------------------ save/load
     def save(self, path: str | Path) -> Path:
-        """Write the fitted pipeline (processors and scorers) to one ``.safetensors`` file.
+        """Write the fitted pipeline (processors, scorers, label models) to one ``.safetensors``.
 
-        Tensors are stored under ``processors.<name>`` and ``scoring.<direction>.<stage>.<name>``;
+        Tensors are stored under ``processors.<name>``, ``scoring.<direction>.<stage>.<name>``
+        and ``labels.<name>``;
         the JSON configs ride in the header. No pickle. The wrapped retriever is not saved.
         """
         self._check_is_fitted()

@@ -44,7 +44,15 @@ SOFT = "soft:"
 
 
 class UnseenGroupWarning(UserWarning):
-    """A row's group label was not seen at fit: the row gets the identity (no offset, no map)."""
+    """A row's group label was not seen at fit: the row gets the identity (no offset, no map).
+
+    Carries what a report counts: ``who`` (the stage), ``values`` (the unseen labels) and
+    ``rows`` (how many rows got the identity), e.g. from ``warnings.catch_warnings(record=True)``.
+    """
+
+    def __init__(self, message: str, who: str = "", values: Sequence[str] = (), rows: int = 0):
+        super().__init__(message)
+        self.who, self.values, self.rows = who, list(values), int(rows)
 
 
 def inferred_name(label: str) -> str:
@@ -150,18 +158,22 @@ def label_codes(
     codes = _lookup(values, names)
     unseen = codes < 0
     if unseen.any():
-        seen_at_fit = list(names)
+        seen_at_fit, missing = list(names), sorted(set(values[unseen].tolist()))
+        message = (
+            f"{who}: {what} {missing} not seen at fit ({len(seen_at_fit)} fitted: "
+            f"{seen_at_fit}); their {int(unseen.sum())} row(s) get the identity (left "
+            "unchanged, no offset)"
+        )
         warnings.warn(
-            f"{who}: {what} {sorted(set(values[unseen].tolist()))} not seen at fit "
-            f"({len(seen_at_fit)} fitted: {seen_at_fit}); their {int(unseen.sum())} row(s) get "
-            "the identity (left unchanged, no offset)",
-            UnseenGroupWarning,
+            UnseenGroupWarning(message, who, missing, int(unseen.sum())),
             stacklevel=stacklevel + 1,
         )
     return codes
 
 
-def _require(data: EmbeddingSet, label: str, who: str, name: str) -> np.ndarray:
+def label_column(data: EmbeddingSet, label: str, who: str, name: str) -> np.ndarray:
+    """The ``label`` column of ``data`` as strings; a ValueError when a row lacks it (``who``,
+    the method, and ``name``, the argument, make the error say what was missing)."""
     try:
         column = data.label(label)
     except KeyError as err:
@@ -174,7 +186,7 @@ def _hard_codes(
     data: EmbeddingSet, label: str, names: Sequence[str], who: str, name: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Codes of the labelled rows (``-1`` elsewhere) and the mask of the inferred rows."""
-    column = _require(data, label, who, name)
+    column = label_column(data, label, who, name)
     inferred = inferred_rows(data, label)
     codes = np.full(len(data), -1, dtype=np.int64)
     codes[~inferred] = label_codes(column[~inferred], names, who, label, stacklevel=4)
@@ -220,6 +232,7 @@ __all__ = [
     "group_weights",
     "inferred_name",
     "inferred_rows",
+    "label_column",
     "label_codes",
     "soft_classes",
     "soft_labels",

@@ -20,12 +20,7 @@ def group_labels(data: EmbeddingSet, label: str | None, who: str, name: str) -> 
     """
     if label is None:
         return np.full(len(data), ONE_GROUP)
-    try:
-        column = data.label(label)
-    except KeyError as err:
-        raise ValueError(f"{who}: expected a {label!r} label on {name}, got none ({err})") from None
-    data.require_label(label, who, f"{name} row")
-    return column.astype(str)
+    return soft_labels.label_column(data, label, who, name)
 
 
 def group_weights(
