@@ -111,9 +111,10 @@ def test_soft_gallery_labels_give_the_posterior_weighted_offset() -> None:
     scorer = GroupBalance(temperature=0.05).fit(texts, images)
     rng = np.random.default_rng(0)
     p = rng.dirichlet(np.ones(3), size=len(images)).astype(np.float32)
-    p[:5] = 0.0  # below the confidence threshold: no offset
+    p[:5] = 0.0  # no probability on any fitted culture: no offset
+    everywhere = np.ones(len(images), bool)
     soft = with_inferred(
-        strip_labels(images), "culture", np.ones(len(images), bool), LANGS, p, images.culture
+        strip_labels(images), "culture", everywhere, LANGS, p, images.culture, everywhere
     )
     scores = scorer.scores(texts, soft).double().numpy()
     c = scorer.offsets.double().numpy()
@@ -128,8 +129,9 @@ def test_soft_caption_languages_weight_the_exposure_bonus() -> None:
     texts, images = corpus().texts.normalized(), corpus().images.normalized()
     scorer = ExposureShuffle(width=0.1).fit(images, texts)
     p = np.random.default_rng(1).dirichlet(np.ones(3), size=len(texts)).astype(np.float32)
+    everywhere = np.ones(len(texts), bool)
     soft = with_inferred(
-        strip_labels(texts), "language", np.ones(len(texts), bool), LANGS, p, texts.language
+        strip_labels(texts), "language", everywhere, LANGS, p, texts.language, everywhere
     )
     hard = scorer.gallery_columns(texts).columns.numpy()
     u = scorer.query_columns(images, scorer.gallery_columns(texts))
@@ -143,11 +145,17 @@ def test_per_group_maps_take_the_confident_argmax_or_the_identity() -> None:
     texts = corpus().texts
     align = LanguageAlignment().fit(texts)
     p = np.zeros((len(texts), 3), dtype=np.float32)
-    p[:, 1] = 0.7  # every row confidently "en"...
+    p[:, 1] = 0.7  # every row most probably "en"...
     p[:, 2] = 0.3
-    p[::3] = 0.0  # ...but every third row below the threshold
+    confident = np.arange(len(texts)) % 3 != 0  # ...but every third row below the threshold
     soft = with_inferred(
-        strip_labels(texts), "language", np.ones(len(texts), bool), LANGS, p, texts.language
+        strip_labels(texts),
+        "language",
+        np.ones(len(texts), bool),
+        LANGS,
+        p,
+        texts.language,
+        confident,
     )
     codes = group_codes(soft, "language", list(LANGS), "test", "text")
     expected = np.where(np.arange(len(texts)) % 3 == 0, -1, 1)

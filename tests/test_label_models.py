@@ -20,7 +20,7 @@ from xcm_debias.calibration.labels import (
     fit_temperature,
 )
 from xcm_debias.fitted import read_config
-from xcm_debias.soft_labels import inferred_rows, soft_labels
+from xcm_debias.soft_labels import confident_name, inferred_rows, soft_labels
 
 LANGS = ("de", "en", "sw")
 
@@ -135,7 +135,7 @@ def test_fill_keeps_labels_infers_the_rest_and_thresholds() -> None:
     assert inferred_rows(filled, "culture").tolist() == images.tolist()
     assert models.fill(filled) is filled  # nothing left to infer
 
-    # a row whose largest posterior is below the threshold gets an all-zero soft label
+    # a row whose largest posterior is below the threshold is marked not confident
     weak, partial = (
         corpus(strength=3.0),
         corpus(strength=3.0, seed=1).with_labels(language=language),
@@ -143,9 +143,10 @@ def test_fill_keeps_labels_infers_the_rest_and_thresholds() -> None:
     probs = LabelModels().fit(weak).models["language"].predict_proba(partial[missing])
     threshold = float(np.median(probs.max(axis=1)))
     strict = LabelModels(threshold=threshold).fit(weak).fill(partial)
-    expected = np.where(probs.max(axis=1, keepdims=True) >= threshold, probs, 0.0)
-    np.testing.assert_allclose(soft_labels(strict, "language", list(LANGS))[missing], expected)
-    assert 0 < (expected.sum(axis=1) == 0).sum() < missing.sum()
+    np.testing.assert_allclose(soft_labels(strict, "language", list(LANGS))[missing], probs)
+    sure = strict.extra[confident_name("language")]
+    assert sure[missing].tolist() == (probs.max(axis=1) >= threshold).tolist()
+    assert sure[~missing].all() and 0 < (~sure).sum() < missing.sum()
 
 
 def test_summary_is_plain_json_and_skips_what_cannot_be_learnt() -> None:

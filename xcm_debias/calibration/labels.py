@@ -29,8 +29,9 @@ confidence against accuracy in 15 equal-width bins, weighted by bin size; Naeini
 Hauskrecht, AAAI 2015). The final discriminant is fitted on every labelled row.
 
 Filling (:meth:`LabelModels.fill`): rows that carry a label keep it; a row without one gets its
-posterior as a soft label (zeros where the largest posterior is below ``threshold``: such rows
-get the identity in every group stage) and its most probable class in the label column. How soft
+posterior as a soft label (posterior-weighted offsets) and its most probable class in the label
+column; where the largest posterior is below ``threshold`` it is marked not confident, and
+per-group maps leave it unchanged (identity). How soft
 labels travel and how stages use them: :mod:`xcm_debias.soft_labels`.
 """
 
@@ -222,8 +223,8 @@ class LabelModels(FittedModule):
     Args:
         labels: labels to infer, among :data:`LABEL_MODALITIES` (``language`` on texts,
             ``culture`` on images).
-        threshold: a row whose largest posterior is below it gets an all-zero soft label (the
-            identity in every group stage); in ``[0, 1]``.
+        threshold: an inferred row whose largest posterior is below it gets the identity in
+            per-group maps (offsets still use its posterior); in ``[0, 1]``.
         n_folds, seed: of each :class:`LabelClassifier`.
 
     ``fit`` skips (and records why, see :meth:`summary`) a label that the calibration set
@@ -300,9 +301,8 @@ class LabelModels(FittedModule):
                 continue
             probs = model.predict_proba(data[missing])
             confident = probs.max(axis=1) >= float(self.threshold)
-            soft = np.where(confident[:, None], probs, 0.0).astype(np.float32)
             best = np.asarray(model.classes)[probs.argmax(axis=1)]
-            data = with_inferred(data, label, missing, model.classes, soft, best)
+            data = with_inferred(data, label, missing, model.classes, probs, best, confident)
         return data
 
     def summary(self) -> dict[str, Any]:
