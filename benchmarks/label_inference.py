@@ -296,8 +296,8 @@ def main() -> None:
     parser.add_argument(
         "--cache",
         type=Path,
-        default=ROOT / "benchmarks" / "results" / "multi30k_use.npz",
-        help="USE-m3 embeddings cache of the Multi30K case (not shipped)",
+        default=Path.home() / ".cache" / "xcm_debias" / "multi30k_use.npz",
+        help="USE-m3 embeddings cache of the Multi30K case (outside the repository)",
     )
     args = parser.parse_args()
     if args.multi30k is not None:
