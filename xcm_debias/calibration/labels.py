@@ -277,7 +277,7 @@ class LabelModels(FittedModule):
             )
             try:
                 self.models[label] = model.fit(calibration)
-            except ValueError as exc:
+            except (ValueError, RuntimeError) as exc:  # torch's LinAlgError is a RuntimeError
                 skipped[label] = str(exc)
         self.fitted_meta = {
             "models": {label: m.to_config() for label, m in self.models.items()},
@@ -353,10 +353,16 @@ def fit_lda(
 
     ``M`` (``[d, k]``) holds the class means of the rows ``z`` (every class present in
     ``codes``), ``Σ`` their within-class covariance shrunk by ``shrinkage``
-    (:func:`xcm_debias.processors._stats.covariance`), ``π`` the class shares.
+    (:func:`xcm_debias.processors._stats.covariance`) plus ``10⁻⁶·tr(Σ)/d·I`` (``Σ = I`` when
+    the rows do not spread within any class), ``π`` the class shares.
     """
     means = _stats.group_means(z, codes, k)
     covariance, _ = _stats.covariance(z - means[torch.from_numpy(codes)], shrinkage)
+    # a ridge of 10⁻⁶ of the mean variance keeps Σ invertible; no within-class spread at all
+    # (one row per class) leaves the nearest-mean rule, Σ = I
+    level = float(torch.diagonal(covariance).mean())
+    eye = torch.eye(len(covariance), dtype=covariance.dtype)
+    covariance = covariance + 1e-6 * level * eye if level > 0 else eye
     weight = torch.linalg.solve(covariance, means.T)
     shares = torch.from_numpy(np.bincount(codes, minlength=k) / len(codes)).to(z.dtype)
     return weight, -0.5 * (means.T * weight).sum(dim=0) + shares.log()
