@@ -216,6 +216,11 @@ def evaluate(config: dict[str, Any], seed: int) -> dict[str, float]:
     retriever: Any = ExactRetriever()
     if config.get("processors") or config.get("scoring") or config.get("guard") is not None:
         retriever = build(config, retriever).fit(calib)
+    return measure(retriever, test)
+
+
+def measure(retriever: Any, test: Any) -> dict[str, float]:
+    """Every report metric of ``retriever`` on ``test``, plus :func:`derived` and query counts."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report = BiasReport.evaluate(

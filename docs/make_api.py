@@ -72,6 +72,11 @@ SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("xcm_debias.atomic", ("atomic_path", "write_text", "write_bytes", "DiskFullError")),
     ("xcm_debias.distributed", ("transform_dask",)),
     ("xcm_debias.gated_topk", ("GatedOffsetIndex",)),
+    ("xcm_debias.calibration.labels", ("LabelModels", "LabelClassifier", "LABEL_MODALITIES")),
+    (
+        "xcm_debias.soft_labels",
+        ("strip_labels", "group_weights", "group_codes", "with_inferred", "UnseenGroupWarning"),
+    ),
     ("xcm_debias.worlds", None),
 )
 

@@ -193,22 +193,22 @@ def test_use_before_fit_raises_not_fitted(tmp_path):
         fair.save(tmp_path / "x.safetensors")
 
 
-def test_missing_labels_are_errors_at_fit_and_at_search():
-    calibration, test = split(seed=7)
-    no_language = EmbeddingSet.concat(
-        [
-            calibration.images,
-            EmbeddingSet(
-                calibration.texts.embeddings, modality="text", item=calibration.texts.item
-            ),
-        ]
-    )
+def test_labels_missing_at_fit_are_errors_unless_absent_everywhere():
+    """Some calibration captions without a language: an error. None with one: the group
+    stages are skipped (a warning). Search-time rows without labels get them inferred
+    (tests/test_label_free_search.py)."""
+    calibration, _ = split(seed=7)
+    texts = calibration.texts
+    language = texts.language.copy()
+    language[::2] = ""
+    partial = EmbeddingSet.concat([calibration.images, texts.with_labels(language=language)])
     with pytest.raises(ValueError, match="'language' label"):
-        Debiased(ExactRetriever(), scoring=GroupBalance()).fit(no_language)
-    fair = Debiased(ExactRetriever(), scoring=GroupBalance()).fit(calibration)
-    bare_queries = EmbeddingSet(test.texts.embeddings, modality="text")
-    with pytest.raises(ValueError, match="'language' label"):
-        fair.search(bare_queries, test.images, 3)
+        Debiased(ExactRetriever(), scoring=GroupBalance()).fit(partial)
+    none = EmbeddingSet.concat([calibration.images, texts.with_labels(language=[""] * len(texts))])
+    with pytest.warns(UserWarning, match="GroupBalance skipped: no 'language' label"):
+        fair = Debiased(ExactRetriever(), scoring=GroupBalance()).fit(none)
+    assert all("skipped" in s[0].fitted_meta for s in fair.scorers_.values())
+    assert fair.label_models_ is None  # no stage reads a label
     with pytest.raises(ValueError, match="need image rows"):
         Debiased(ExactRetriever(), scoring=InvertedSoftmax()).fit(calibration.texts)
 

@@ -153,13 +153,19 @@ def test_bad_parameters_are_named(params, error, match):
         ExposureShuffle(**params).fit(queries, gallery)
 
 
-def test_missing_or_unseen_groups_and_no_relevant_pairs_are_clear_errors():
+def test_missing_unseen_or_absent_groups_and_no_relevant_pairs():
     queries, gallery = banks()
-    with pytest.raises(ValueError, match="ExposureShuffle: expected a 'culture' label on"):
-        ExposureShuffle(gallery_group="culture").fit(queries, gallery)
+    with pytest.warns(UserWarning, match="ExposureShuffle skipped: no 'culture' label"):
+        skipped = ExposureShuffle(gallery_group="culture").fit(queries, gallery)
+    assert skipped.gallery_columns(gallery).columns.shape == (len(gallery), 0)
     scorer = ExposureShuffle(width=0.1).fit(queries, gallery[gallery.language != "sw"])
-    with pytest.raises(ValueError, match=r"unseen in calibration: \['sw'\]"):
-        scorer.gallery_columns(gallery)
+    with pytest.warns(UserWarning, match=r"\['sw'\] not seen at fit"):
+        columns = scorer.gallery_columns(gallery).columns
+    sw = gallery.language == "sw"
+    assert torch.equal(columns[sw], torch.zeros_like(columns[sw]))
+    assert torch.equal(columns[~sw].sum(dim=1), torch.ones(int((~sw).sum())))
+    with pytest.raises(ValueError, match="ExposureShuffle: expected a 'language' label"):
+        scorer.gallery_columns(EmbeddingSet(gallery.embeddings, modality="text"))
     strangers = EmbeddingSet(
         queries.embeddings, modality="image", item=[f"x{i}" for i in range(len(queries))]
     )

@@ -128,8 +128,6 @@ def test_image_to_text_auto_uses_one_query_group_and_the_gallery_language_mix():
 def test_group_balance_errors_name_the_missing_label():
     texts_, images_ = banks(seed=4)
     unlabeled = EmbeddingSet(images_.embeddings, modality="image", item=images_.item)
-    with pytest.raises(ValueError, match="'culture' label"):
-        GroupBalance().fit(texts_, unlabeled)
     scorer = GroupBalance().fit(texts_, images_)
     with pytest.raises(ValueError, match="'culture' label"):
         scorer.gallery_columns(unlabeled)
@@ -137,9 +135,36 @@ def test_group_balance_errors_name_the_missing_label():
     columns = scorer.gallery_columns(images_)
     with pytest.raises(ValueError, match="'language' label"):
         scorer.query_columns(no_language, columns)
-    unseen = texts_.with_labels(language=["fr"] * len(texts_))
-    with pytest.raises(ValueError, match="unseen in calibration"):
-        scorer.query_columns(unseen, columns)
+
+
+def test_no_culture_anywhere_skips_the_stage():
+    """A calibration gallery without any culture label: the stage fits as a no-op (no column),
+    says so in fitted_meta, and scores are the plain cosines."""
+    texts_, images_ = banks(seed=4)
+    unlabeled = EmbeddingSet(images_.embeddings, modality="image", item=images_.item)
+    with pytest.warns(UserWarning, match="GroupBalance skipped: no 'culture' label"):
+        scorer = GroupBalance().fit(texts_, unlabeled)
+    assert "skipped" in scorer.fitted_meta
+    assert scorer.gallery_columns(unlabeled).columns.shape == (len(unlabeled), 0)
+    torch.testing.assert_close(
+        scorer.scores(texts_, unlabeled), texts_.embeddings.float() @ unlabeled.embeddings.float().T
+    )
+
+
+def test_unseen_query_language_gets_no_offset_with_a_warning():
+    """Rows of a language unseen in calibration get a zero query column (no offset); the
+    others keep theirs: −c[A(q)]."""
+    texts_, images_ = banks(seed=4)
+    scorer = GroupBalance().fit(texts_, images_)
+    columns = scorer.gallery_columns(images_)
+    language = texts_.language.copy()
+    language[::2] = "fr"
+    with pytest.warns(UserWarning, match=r"\['fr'\] not seen at fit.*get the identity"):
+        u = scorer.query_columns(texts_.with_labels(language=language), columns)
+    assert torch.equal(u[::2], torch.zeros_like(u[::2]))
+    names = scorer.fitted_meta["query_groups"]
+    expected = -scorer.offsets[[names.index(g) for g in language[1::2]]]
+    torch.testing.assert_close(u[1::2], expected)
 
 
 def test_relevant_target_without_shared_items_is_an_error():

@@ -64,6 +64,7 @@ from xcm_debias.calibration.crossfit import (
     processors_from_config,
     scoring_from_config,
 )
+from xcm_debias.calibration.labels import LabelModels, used_labels
 from xcm_debias.calibration.selection import RecallGuardLike, Selection
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.fingerprint import content_fingerprint
@@ -131,6 +132,7 @@ class Debiased:
         self.selection_: Selection | None = None
         self._templates = _scoring_templates(scoring)
         self.scorers_: dict[str, list[ScoreNormalizer]] = {}
+        self.label_models_: LabelModels | None = None
         self._fitted = False
         self._cache: OrderedDict[int, _GalleryEntry] = OrderedDict()
 
@@ -168,6 +170,11 @@ class Debiased:
             )
         self.scorers_ = fit_stages(
             self.processors, self._templates, calibration, self._n_folds, self.seed, self._owner()
+        )
+        # classifiers for the group labels the stages read, to fill them in at search
+        labels = used_labels(self.processors, [s for ss in self.scorers_.values() for s in ss])
+        self.label_models_ = (
+            LabelModels(labels, seed=self.seed).fit(calibration) if labels else None
         )
         self._fitted = True
         return self
@@ -269,10 +276,14 @@ class Debiased:
 
         Score-level methods change scores, not vectors, so they do not appear here; the
         modality gap of a report on a ``Debiased`` is measured on this output. Plain ``[N, D]``
-        vectors (numpy or torch, taken as text rows) come back in the same form.
+        vectors (numpy or torch, taken as text rows) come back in the same form. Group labels the
+        stages need and a row lacks (a query's ``language``, an image's ``culture``) are first
+        inferred by ``label_models_`` (soft labels, :mod:`xcm_debias.soft_labels`).
         """
         original, data = data, as_embedding_set(data, "data", "text")
         self._check_is_fitted()
+        if self.label_models_ is not None:
+            data = self.label_models_.fill(data)
         out = data if self.processors is None else self.processors.transform(data)
         return like_input(out, original)
 
@@ -350,9 +361,10 @@ class Debiased:
 
     # ------------------------------------------------------------ save/load
     def save(self, path: str | Path) -> Path:
-        """Write the fitted pipeline (processors and scorers) to one ``.safetensors`` file.
+        """Write the fitted pipeline (processors, scorers, label models) to one ``.safetensors``.
 
-        Tensors are stored under ``processors.<name>`` and ``scoring.<direction>.<stage>.<name>``;
+        Tensors are stored under ``processors.<name>``, ``scoring.<direction>.<stage>.<name>``
+        and ``labels.<name>``;
         the JSON configs ride in the header. No pickle. The wrapped retriever is not saved.
         """
         self._check_is_fitted()
@@ -366,8 +378,12 @@ class Debiased:
                     tensors[f"scoring.{direction}.{stage}.{key}"] = (
                         value.detach().cpu().contiguous()
                     )
+        if self.label_models_ is not None:
+            for key, value in self.label_models_.state_dict().items():
+                tensors[f"labels.{key}"] = value.detach().cpu().contiguous()
         config = {
             "class": "Debiased",
+            "labels": None if self.label_models_ is None else self.label_models_.to_config(),
             "processors": None if self.processors is None else self.processors.to_config(),
             "scoring": {
                 d: [s.to_config() for s in scorers] for d, scorers in self.scorers_.items()
@@ -406,6 +422,8 @@ class Debiased:
             cross_fit=config["cross_fit"],
             seed=config["seed"],
         )
+        if config.get("labels") is not None:
+            out.label_models_ = LabelModels.restore(config["labels"], _substate(state, "labels."))
         if config.get("selection") is not None:
             out.selection_ = Selection.from_dict(config["selection"])
         return out

@@ -8,12 +8,12 @@ Fit statistics are computed in float64; processors store float32 buffers.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
+from xcm_debias import soft_labels
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.safe_norm import safe_scaled_rows, unit_rows
 
@@ -225,23 +225,19 @@ def codes_at_transform(
 ) -> np.ndarray:
     """Code of each row's label among the fitted ``classes``; ``-1`` for classes not seen at fit.
 
-    Unseen classes trigger one ``UserWarning`` naming them: those rows are left unchanged.
-    Vectorised (a binary search among the sorted classes), not a per-row dictionary lookup: at a
-    few hundred thousand rows the Python loop cost a visible share of a per-group GEMM.
+    Unseen classes trigger one :class:`~xcm_debias.soft_labels.UnseenGroupWarning` (a
+    ``UserWarning``) naming them: those rows are left unchanged. Vectorised (a binary search
+    among the sorted classes), not a per-row dictionary lookup: at a few hundred thousand rows
+    the Python loop cost a visible share of a per-group GEMM.
     """
-    names = np.asarray(classes, dtype=np.str_)
-    by_name = np.argsort(names)
-    at = np.searchsorted(names[by_name], labels).clip(max=len(names) - 1)
-    codes = np.where(names[by_name][at] == labels, by_name[at], -1).astype(np.int64)
-    if (codes < 0).any():
-        unseen = sorted(set(labels[codes < 0].tolist()))
-        warnings.warn(
-            f"{who}: {what} {unseen} not seen at fit ({len(classes)} fitted: {list(classes)}); "
-            f"their {int((codes < 0).sum())} row(s) are left unchanged",
-            UserWarning,
-            stacklevel=4,
-        )
-    return codes
+    return soft_labels.label_codes(labels, classes, who, what, stacklevel=4)
+
+
+def language_codes(data: EmbeddingSet, classes: Sequence[str], who: str) -> np.ndarray:
+    """Each row's language code among the fitted ``classes`` for a per-language map: ``-1``
+    (identity) for a language unseen at fit (with a warning) and for an inferred language whose
+    soft label is below the confidence threshold (see :mod:`xcm_debias.soft_labels`)."""
+    return soft_labels.group_codes(data, "language", classes, who, "text")
 
 
 def remove_low_rank(

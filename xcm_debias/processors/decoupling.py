@@ -218,9 +218,7 @@ class CultureLanguageDecoupler(PostProcessor):
         if self.method == "oblique":
             return _stats.remove_low_rank(x, self.mean, self.right, self.left)
         projected = _stats.remove_low_rank(x, self.mean, self.basis.T, self.basis)
-        codes = _stats.codes_at_transform(
-            data.language, self.fitted_meta["languages"], self._who("transform"), "languages"
-        )
+        codes = _stats.language_codes(data, self.fitted_meta["languages"], self._who("transform"))
         return _stats.subtract_group_rows(projected, codes, self.preference)
 
 

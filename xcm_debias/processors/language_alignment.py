@@ -298,9 +298,7 @@ class LanguageAlignment(PostProcessor):
         return float(self.lam_grid[int(np.argmin(errors))])
 
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
-        codes = _stats.codes_at_transform(
-            data.language, self.fitted_meta["languages"], self._who("transform"), "languages"
-        )
+        codes = _stats.language_codes(data, self.fitted_meta["languages"], self._who("transform"))
         if "left" in self._buffers:  # x + (x left) right: the maps' low-rank form
             return _stats.apply_per_group(
                 x,

@@ -154,8 +154,8 @@ class LanguageProjection(PostProcessor):
 
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
         if self.method == "lir":  # apply_per_group normalises chunk by chunk: no prepared copy
-            codes = _stats.codes_at_transform(
-                data.language, self.fitted_meta["languages"], self._who("transform"), "languages"
+            codes = _stats.language_codes(
+                data, self.fitted_meta["languages"], self._who("transform")
             )
             return _stats.apply_per_group(
                 x,
@@ -170,9 +170,7 @@ class LanguageProjection(PostProcessor):
             return _stats.remove_low_rank(x, self.mean, self.basis.T, self.basis)
         if self.method == "leace":
             return _stats.remove_low_rank(x, self.mean, self.right, self.left)
-        codes = _stats.codes_at_transform(
-            data.language, self.fitted_meta["languages"], self._who("transform"), "languages"
-        )
+        codes = _stats.language_codes(data, self.fitted_meta["languages"], self._who("transform"))
         return _stats.subtract_group_rows(x, codes, self.shift)
 
 

@@ -196,12 +196,11 @@ class OTRecenter(PostProcessor):
         self.set_state("target", target.float())
 
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
-        codes = _stats.codes_at_transform(
-            self._group_labels(data),
-            self.fitted_meta["groups"],
-            self._who("transform"),
-            self.groups,
-        )
+        groups, who = self.fitted_meta["groups"], self._who("transform")
+        if self.groups == "language":
+            codes = _stats.language_codes(data, groups, who)
+        else:
+            codes = _stats.codes_at_transform(data.modality, groups, who, self.groups)
         if self.method == "gaussian":  # one GEMM per block with the bias folded: x A + (t − m A)
             shifts = self.target - (self.means.unsqueeze(1) @ self.maps).squeeze(1)
             return _stats.apply_per_group(

@@ -28,7 +28,9 @@ over the calibration bank queries, of the spread ``max − min`` of their scores
 gallery rows (same ``item``) — how far apart the faithful captions of one image lie. Score units
 include earlier stages' offsets (place it last).
 
-Offset form: ``v(g) = onehot(B(g))``, ``u(q) = ε κ_{q, :}``; ``scale = 1``.
+Offset form: ``v(g) = onehot(B(g))``, ``u(q) = ε κ_{q, :}``; ``scale = 1``. A gallery row whose
+group was inferred (:mod:`xcm_debias.soft_labels`) takes its posterior for ``v(g)``: the bonus
+``ε Σ_b p_b(g) κ_{q, b}`` is the posterior-weighted one.
 
 References:
     P. S. Efraimidis, P. G. Spirakis, "Weighted random sampling with a reservoir", Information
@@ -37,9 +39,11 @@ References:
     F. Diaz, B. Mitra, M. D. Ekstrand, A. J. Biega, B. Carterette, "Evaluating Stochastic
     Rankings with Expected Exposure", CIKM 2020.
 
-Needs the gallery group label (``language`` for captions) on gallery rows at fit and at search,
-and the ``item`` labels of the calibration banks for ``width="auto"``; a group unseen in
-calibration is an error.
+Needs the gallery group label (``language`` for captions) on gallery rows at fit (carried or
+inferred at search), and the ``item`` labels of the calibration banks for ``width="auto"``; a
+group unseen in calibration gets no bonus (zero weights) and an ``UnseenGroupWarning``. When no
+calibration gallery row carries the label at all, the stage is skipped (a no-op, with
+``fitted_meta["skipped"]`` saying why and a UserWarning).
 """
 
 from __future__ import annotations
@@ -47,7 +51,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from xcm_debias.scoring._groups import group_index, group_labels
+from xcm_debias.scoring._groups import (
+    absent_label,
+    group_labels,
+    group_weights,
+    skipped_stage,
+)
 from xcm_debias.scoring.base import (
     GalleryColumns,
     ScoredRows,
@@ -111,6 +120,15 @@ class ExposureShuffle(ScoreNormalizer):
 
     # ------------------------------------------------------------------ fit
     def _fit(self, query_bank: ScoredRows, gallery_bank: ScoredRows) -> None:
+        if absent_label(gallery_bank.data, self.gallery_group):
+            self.set_state("shares", torch.zeros(0))
+            self.fitted_meta.update(
+                gallery_group=self.gallery_group,
+                gallery_groups=[],
+                width=0.0,
+                skipped=skipped_stage("ExposureShuffle", self.gallery_group, gallery_bank.data),
+            )
+            return
         labels = group_labels(
             gallery_bank.data, self.gallery_group, "ExposureShuffle", "gallery_bank"
         )
@@ -133,11 +151,13 @@ class ExposureShuffle(ScoreNormalizer):
 
     # ---------------------------------------------------------------- apply
     def _gallery_columns(self, gallery: ScoredRows) -> GalleryColumns:
+        if "skipped" in self.fitted_meta:
+            return GalleryColumns(columns=torch.zeros(len(gallery.data), 0))
         names = self.fitted_meta["gallery_groups"]
-        idx = group_index(gallery.data, self.gallery_group, names, "ExposureShuffle", "gallery")
-        return GalleryColumns(
-            columns=torch.nn.functional.one_hot(torch.from_numpy(idx), len(names)).float()
+        weights = group_weights(
+            gallery.data, self.gallery_group, names, "ExposureShuffle", "gallery"
         )
+        return GalleryColumns(columns=weights)
 
     def _query_columns(
         self, queries: ScoredRows, gallery_columns: GalleryColumns, top1: torch.Tensor | None

@@ -33,11 +33,16 @@ Defaults (``"auto"``), resolved at ``fit`` from the gallery bank's modality:
 images → ``query_group="language"``, ``gallery_group="culture"``, ``target="relevant"``;
 texts → ``query_group=None`` (one group), ``gallery_group="language"``, ``target="gallery"``.
 
-Offset form: ``v(g) = onehot(B(g))``, ``u(q) = −c_{A(q), :}``, ``scale = 1/τ``.
+Offset form: ``v(g) = onehot(B(g))``, ``u(q) = −c_{A(q), :}``, ``scale = 1/τ``. With soft labels
+(a group inferred by a classifier, :mod:`xcm_debias.soft_labels`) the one-hot vectors become the
+rows' posteriors ``p(g)``, ``p(q)``: the offset ``−p(q)ᵀ c p(g)`` is the posterior-weighted
+offset, still exact on any inner-product index.
 
 Needs the query group label on queries (e.g. ``language``) and the gallery group label on
-gallery rows (e.g. ``culture``), at fit and at search; a group unseen in calibration is an
-error.
+gallery rows (e.g. ``culture``) at fit; at search a row may carry it or have it inferred. A
+group unseen in calibration gets no offset (zero weights) and an ``UnseenGroupWarning``. When
+no calibration row carries a group label at all (a corpus without ``culture``), the stage is
+skipped: it fits as a no-op with ``fitted_meta["skipped"]`` saying why (and a UserWarning).
 """
 
 from __future__ import annotations
@@ -50,7 +55,12 @@ import torch
 from xcm_debias._validation import check_positive_int
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.scoring._blockwise import group_logsumexp_scores
-from xcm_debias.scoring._groups import group_index, group_labels
+from xcm_debias.scoring._groups import (
+    absent_label,
+    group_labels,
+    group_weights,
+    skipped_stage,
+)
 from xcm_debias.scoring.base import (
     GalleryColumns,
     ScoredRows,
@@ -135,6 +145,16 @@ class GroupBalance(ScoreNormalizer):
 
     def _fit(self, query_bank: ScoredRows, gallery_bank: ScoredRows) -> None:
         query_group, gallery_group, target = self._resolve(gallery_bank.data)
+        self.fitted_meta.update(query_group=query_group, gallery_group=gallery_group, target=target)
+        for bank, label in ((query_bank, query_group), (gallery_bank, gallery_group)):
+            if absent_label(bank.data, label):
+                self.set_state("offsets", torch.zeros(0, 0))
+                self.fitted_meta.update(
+                    query_groups=[],
+                    gallery_groups=[],
+                    skipped=skipped_stage("GroupBalance", label, bank.data),
+                )
+                return
         q_labels = group_labels(query_bank.data, query_group, "GroupBalance", "query_bank")
         g_labels = group_labels(gallery_bank.data, gallery_group, "GroupBalance", "gallery_bank")
         q_names, q_idx = np.unique(q_labels, return_inverse=True)
@@ -180,9 +200,6 @@ class GroupBalance(ScoreNormalizer):
             )
         self.set_state("offsets", offsets.float())
         self.fitted_meta.update(
-            query_group=query_group,
-            gallery_group=gallery_group,
-            target=target,
             query_groups=q_names.tolist(),
             gallery_groups=g_names.tolist(),
             targets=targets.tolist(),
@@ -192,22 +209,24 @@ class GroupBalance(ScoreNormalizer):
 
     # ---------------------------------------------------------------- apply
     def _gallery_columns(self, gallery: ScoredRows) -> GalleryColumns:
+        if "skipped" in self.fitted_meta:
+            return GalleryColumns(columns=torch.zeros(len(gallery.data), 0))
         names = self.fitted_meta["gallery_groups"]
-        idx = group_index(
+        weights = group_weights(
             gallery.data, self.fitted_meta["gallery_group"], names, "GroupBalance", "gallery"
         )
-        return GalleryColumns(
-            columns=torch.nn.functional.one_hot(torch.from_numpy(idx), len(names)).float()
-        )
+        return GalleryColumns(columns=weights)
 
     def _query_columns(
         self, queries: ScoredRows, gallery_columns: GalleryColumns, top1: torch.Tensor | None
     ) -> torch.Tensor:
+        if "skipped" in self.fitted_meta:
+            return torch.zeros(len(queries.data), 0)
         names = self.fitted_meta["query_groups"]
-        idx = group_index(
+        weights = group_weights(
             queries.data, self.fitted_meta["query_group"], names, "GroupBalance", "queries"
         )
-        return -self.offsets[torch.from_numpy(idx)]
+        return -(weights @ self.offsets)
 
 
 def _relevant_shares(
