@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from test_label_models import LANGS, corpus
 
 from xcm_debias import Debiased, ExactRetriever
-from xcm_debias.configs import recommended
+from xcm_debias.configs import build
 from xcm_debias.processors import LanguageAlignment
 from xcm_debias.scoring import ExposureShuffle, GroupBalance
 from xcm_debias.soft_labels import UnseenGroupWarning, group_codes, strip_labels, with_inferred
@@ -22,7 +22,7 @@ from xcm_debias.soft_labels import UnseenGroupWarning, group_codes, strip_labels
 def fitted() -> Debiased:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return recommended().fit(corpus(strength=12.0))
+        return build("world_tuned").fit(corpus(strength=12.0))
 
 
 FAIR = fitted()
@@ -69,7 +69,7 @@ def test_random_missing_labels_never_raise_and_scores_are_finite(
 def test_corpus_without_culture_fits_and_searches() -> None:
     data = strip_labels(corpus(), ("culture",))
     with pytest.warns(UserWarning, match="GroupBalance skipped: no 'culture' label"):
-        fair = recommended().fit(data)
+        fair = build("world_tuned").fit(data)
     assert "skipped" in fair.scorers_["t2i"][0].fitted_meta
     assert set(fair.label_models_.summary()) == {"language"}
     test = strip_labels(TEST)
