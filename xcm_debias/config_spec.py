@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xcm_debias.configs import get_config, list_configs
+from xcm_debias.config_registry import get_config, list_configs
 from xcm_debias.debiased import DIRECTIONS
 from xcm_debias.processors import PostProcessor
 from xcm_debias.scoring import ScoreNormalizer

@@ -49,59 +49,15 @@ image→text recall (12 items: 0.78 → 0.53 on seed 0); the text→image side h
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from xcm_debias.calibration.crossfit import processors_from_config, scoring_from_config
 from xcm_debias.calibration.guard import RecallGuard
+from xcm_debias.config_registry import CONFIGS, get_config, list_configs  # noqa: F401 (re-exported)
 from xcm_debias.debiased import Debiased
 from xcm_debias.retrieval import ExactRetriever, Retriever
-
-CONFIGS: dict[str, dict[str, Any]] = {
-    # Tuned on world seeds 10-13 (fit on their calibration split, scored on their test split;
-    # never on the reported seeds 0-2): `python benchmarks/methods_on_world.py --tune`.
-    # The self-calibrating default: a recall guard picks stages and strengths from the
-    # calibration data (xcm_debias.calibration.guard); see recommended().
-    "recommended": {"processors": [], "scoring": [], "guard": 0.01, "cross_fit": 5},
-    "world_tuned": {
-        "processors": [
-            {"class": "LanguageAlignment", "params": {"method": "ridge", "target": "centroid"}},
-        ],
-        "scoring": {
-            "t2i": [{"class": "GroupBalance", "params": {"temperature": 0.02}}],
-            "i2t": [
-                {"class": "InvertedSoftmax", "params": {"beta": 20.0}},
-                {"class": "GroupBalance", "params": {"temperature": 0.005}},
-                {"class": "ExposureShuffle", "params": {"tie_quantile": 1.0}},
-            ],
-        },
-        "cross_fit": 5,
-    },
-    "identity": {"processors": [], "scoring": []},
-    "language_eraser": {
-        "processors": [{"class": "LanguageProjection", "params": {"method": "leace"}}],
-        "scoring": [],
-    },
-    "hubness": {
-        "processors": [],
-        "scoring": [{"class": "DualInvertedSoftmax", "params": {"dynamic": True}}],
-    },
-    "balance": {"processors": [], "scoring": [{"class": "GroupBalance", "params": {}}]},
-}
-
-
-def list_configs() -> list[str]:
-    """Names of the registered configs."""
-    return sorted(CONFIGS)
-
-
-def get_config(name: str) -> dict[str, Any]:
-    """A deep copy of the registered config ``name``."""
-    if name not in CONFIGS:
-        raise ValueError(f"name: expected one of {list_configs()}, got {name!r}")
-    return copy.deepcopy(CONFIGS[name])
 
 
 def register(name: str, config: Mapping[str, Any], *, overwrite: bool = False) -> None:

@@ -34,7 +34,7 @@ class ConfigNamesFormatter(argparse.RawDescriptionHelpFormatter):
 def _with_config_names(text: str) -> str:
     if "{config_names}" not in text:
         return text
-    from xcm_debias.configs import list_configs
+    from xcm_debias.config_registry import list_configs
 
     return text.replace("{config_names}", ", ".join(list_configs()))
 
