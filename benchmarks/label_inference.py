@@ -150,6 +150,7 @@ def run_seed(seed: int, with_mix: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "seed": seed,
         "baseline": base,
+        "chosen": None if fair.selection_ is None else fair.selection_.chosen,
         "label_models": fair.label_models_.summary(),
         "test_accuracy": accuracy,
         "runs": {},
@@ -282,7 +283,12 @@ def run_multi30k(folder: Path, cache: Path) -> dict[str, Any]:
         }
         for truth in M30K_LANGUAGES
     }
-    return {"label_models": fair.label_models_.summary(), "confusion": confusion, "runs": runs}
+    return {
+        "chosen": None if fair.selection_ is None else fair.selection_.chosen,
+        "label_models": fair.label_models_.summary(),
+        "confusion": confusion,
+        "runs": runs,
+    }
 
 
 def main() -> None:
