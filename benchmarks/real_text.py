@@ -78,6 +78,7 @@ def config(
 
 
 LA = stage("LanguageAlignment", method="ridge", target="centroid")
+LAC = stage("LanguageAlignment", method="contrastive", target="image")
 IS20 = stage("InvertedSoftmax", beta=20.0)
 GB5 = stage("GroupBalance", temperature=0.005)
 
@@ -114,10 +115,20 @@ SWEEP: dict[str, dict[str, Any]] = {
     "no LA; i2t ES(q=1)": config([], [stage("ExposureShuffle", tie_quantile=1.0)]),
     "no LA; i2t IS(β=20)": config([], [IS20]),
     "LA procrustes": config([stage("LanguageAlignment", method="procrustes")]),
+    "LAc; i2t GB(τ=0.01)": config([LAC], [stage("GroupBalance", temperature=0.01)]),
+    "LAc; i2t IS(β=20)+GB(τ=0.005)+ES(q=1)": config(
+        [LAC], [IS20, GB5, stage("ExposureShuffle", tie_quantile=1.0)]
+    ),
     "LA pivot de": config([stage("LanguageAlignment", target="de")]),
 }
 
-HEADLINE = ("base", "recommended", "fixed recipe (config 'recommended')", "LanguageAlignment alone")
+HEADLINE = (
+    "base",
+    "recommended",
+    "fixed recipe (config 'recommended')",
+    "LanguageAlignment alone",
+    "LanguageAlignment contrastive alone",
+)
 
 
 def recommended_model() -> tuple[Any, str]:
@@ -139,6 +150,10 @@ def configurations() -> dict[str, tuple[Any, str]]:
             json.dumps(get_config("recommended")),
         ),
         "LanguageAlignment alone": (lambda: build(config([LA])), json.dumps(config([LA]))),
+        "LanguageAlignment contrastive alone": (
+            lambda: build(config([LAC])),
+            json.dumps(config([LAC])),
+        ),
     }
     for name, spec in SWEEP.items():
         out[name] = (lambda spec=spec: build(spec), json.dumps(spec))
@@ -266,7 +281,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "## Sweep",
         "",
-        "LA = `LanguageAlignment(method='ridge', target='centroid')`; GB = `GroupBalance`; ES =",
+        "LA = `LanguageAlignment(method='ridge', target='centroid')`; LAc =",
+        "`LanguageAlignment(method='contrastive', target='image')`; GB = `GroupBalance`; ES =",
         "`ExposureShuffle` (`q` = tie_quantile); IS = `InvertedSoftmax`; DualIS =",
         "`DualInvertedSoftmax`; score stages cross-fitted over 5 folds.",
         "",

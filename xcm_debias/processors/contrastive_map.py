@@ -13,7 +13,8 @@ retrieval criterion instead of least squares is RCSLS (Joulin, Bojanowski, Mikol
 Grave, *Loss in Translation: Learning Bilingual Word Mapping with a Retrieval Criterion*, EMNLP
 2018). ``W`` starts at the ridge map ``W₀`` and takes full-batch Adam steps (Kingma & Ba, 2015;
 ``torch.optim.Adam`` defaults, float32); the number of steps is the regulariser, chosen on
-held-out items by :func:`held_out_losses` (0 steps keeps the ridge map).
+held-out items by :func:`held_out_losses` (0 steps keeps the ridge map), which stops once the
+held-out loss has not improved for ``PATIENCE`` checks in a row.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 OPT_DTYPE = torch.float32
+PATIENCE = 3
 
 
 def info_nce(
@@ -56,7 +58,8 @@ def _steps(
     held_out: tuple[torch.Tensor, torch.Tensor, np.ndarray] | None = None,
 ) -> tuple[torch.Tensor, list[float]]:
     """``n_steps`` Adam steps from ``w0``; with ``held_out`` rows, their loss every ``every``
-    steps (step 0 included). Returns the final map (in ``x``'s dtype) and those losses."""
+    steps (step 0 included), stopping after ``PATIENCE`` checks without a new minimum. Returns
+    the final map (in ``x``'s dtype) and those losses."""
     unit, codes = _item_targets(targets, row_items)
     xf = x.to(OPT_DTYPE)
     check = None
@@ -71,6 +74,8 @@ def _steps(
             if check is not None and step % every == 0:
                 with torch.no_grad():
                     losses.append(float(info_nce(check[0], w, check[1], check[2], temperature)))
+                if len(losses) - 1 - int(np.argmin(losses)) >= PATIENCE:
+                    break
             if step == n_steps:
                 break
             optimizer.zero_grad()
@@ -107,7 +112,8 @@ def held_out_losses(
     every: int,
 ) -> list[float]:
     """Held-out ``L`` (held-out items' targets as the candidates) after ``0, every, 2·every, …,
-    max_steps`` steps fitted on ``x``."""
+    max_steps`` steps fitted on ``x`` — or fewer: the checks stop ``PATIENCE`` checks after the
+    last new minimum (the argmin is then final)."""
     return _steps(
         x, targets, row_items, w0, temperature, learning_rate, max_steps, every, held_out
     )[1]

@@ -16,8 +16,10 @@ every language L, pairs (caption x in L, target t of the same item). Per languag
   ``U S Vᵀ = X_LᵀT_L`` (orthogonal Procrustes as in MUSE, Conneau et al. 2018).
 
 Targets (``target``): ``"centroid"`` — the item centroid, the mean over languages of the item's
-per-language caption means (items captioned in ≥ 2 languages); or a pivot language code — the
-item's caption(s) in that language, whose own map is the identity.
+per-language caption means (items captioned in ≥ 2 languages); ``"image"`` — the mean of the
+item's calibration images (every language is mapped, a cross-modal map fitted on the
+calibration image–caption pairs); or a pivot language code — the item's caption(s) in that
+language, whose own map is the identity.
 
 The fix for "insufficiently resolved" low-resource languages: their captions are pulled toward
 what the other languages say about the same item. Applies to texts only (images are the target
@@ -172,7 +174,8 @@ class LanguageAlignment(PostProcessor):
         _stats.check_choice(self.method, "method", METHODS, who)
         if not isinstance(self.target, str) or not self.target:
             raise ValueError(
-                f"{who}: target: expected 'centroid' or a language code, got {self.target!r}"
+                f"{who}: target: expected 'centroid', 'image' or a language code, "
+                f"got {self.target!r}"
             )
         for name, values in (
             ("lam", () if self.lam is None else (self.lam,)),
@@ -198,14 +201,17 @@ class LanguageAlignment(PostProcessor):
         texts = _stats.text_rows(calibration, who)
         texts.require_label("language", who, "calibration text row")
         languages, codes = _stats.classes_and_codes(texts.language, who, "language", 1)
-        if self.target != "centroid" and self.target not in languages:
+        if self.target not in ("centroid", "image") and self.target not in languages:
             raise ValueError(
                 f"{who}: target: pivot language {self.target!r} has no calibration captions; "
                 f"languages present: {languages}"
             )
         x = _stats.prepare(texts.embeddings, self.normalize)
         items, item_codes = np.unique(texts.item, return_inverse=True)
-        targets, has_target = self._targets(x, codes, item_codes, len(items), languages)
+        if self.target == "image":
+            targets, has_target = self._image_targets(calibration, items, who)
+        else:
+            targets, has_target = self._targets(x, codes, item_codes, len(items), languages)
         rng = np.random.default_rng(self.seed)
         maps, lams, deltas, steps = [], {}, {}, {}
         for lang, name in enumerate(languages):
@@ -279,6 +285,30 @@ class LanguageAlignment(PostProcessor):
             right[lang, : r_factor.shape[0]] = r_factor
         self.set_state("left", left.float())
         self.set_state("right", right.float())
+
+    def _image_targets(
+        self, calibration: EmbeddingSet, items: np.ndarray, who: str
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """Per-item mean of the item's (normalised) calibration image rows, and which items have one."""
+        is_image = calibration.modality == "image"
+        if not is_image.any():
+            raise ValueError(
+                f"{who}: target: 'image' needs calibration image rows (same items as the "
+                "captions), got none"
+            )
+        images = calibration[is_image]
+        images.require_label("item", who, "calibration image row")
+        slot = np.searchsorted(items, images.item).clip(max=len(items) - 1)
+        known = items[slot] == images.item
+        codes = slot[known]
+        x = _stats.prepare(images.embeddings[torch.from_numpy(known)], self.normalize)
+        counts = np.bincount(codes, minlength=len(items))
+        means = torch.zeros(len(items), x.shape[1], dtype=x.dtype)
+        if len(codes):
+            means[torch.from_numpy(np.flatnonzero(counts))] = _stats.group_means(
+                x, np.unique(codes, return_inverse=True)[1].reshape(-1), int((counts > 0).sum())
+            )
+        return means, counts > 0
 
     def _targets(
         self,

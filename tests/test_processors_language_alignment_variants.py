@@ -1,5 +1,6 @@
-"""LanguageAlignment(method="contrastive"): the InfoNCE loss by hand, Adam steps against an
-independent numpy implementation, the step count chosen on held-out items, save/load, errors."""
+"""LanguageAlignment(target="image") against sklearn; LanguageAlignment(method="contrastive"):
+the InfoNCE loss by hand, Adam steps against an independent numpy implementation, the step count
+chosen on held-out items, save/load, errors."""
 
 from __future__ import annotations
 
@@ -8,11 +9,42 @@ import math
 import numpy as np
 import pytest
 import torch
+from sklearn.linear_model import Ridge
 from synthetic_processors import make_world
 
 from xcm_debias.processors import LanguageAlignment, PostProcessor
 from xcm_debias.processors.contrastive_map import contrastive_map, held_out_losses, info_nce
 from xcm_debias.processors.language_alignment import ridge_map
+
+
+def test_image_target_equals_sklearn_ridge_onto_the_mean_of_the_item_images() -> None:
+    """Two images per item, and the images of 5 items removed: every language (no identity
+    pivot) is mapped by ridge onto the mean of its item's unit image rows, fitted on the
+    captions whose item still has an image."""
+    world = make_world(n_items=30, dim=8, images_per_item=2, seed=3)
+    dropped = {f"item{i}" for i in range(5)}
+    keep = ~((world.modality == "image") & np.isin(world.item, list(dropped)))
+    data = world[keep]
+    proc = LanguageAlignment(target="image", lam=0.5).fit(data)
+    images = data.images
+    unit = images.embeddings.double() / images.embeddings.double().norm(dim=1, keepdim=True)
+    mean_image = {i: unit[images.item == i].mean(0).numpy() for i in np.unique(images.item)}
+    texts = data.texts
+    x = texts.embeddings.double() / texts.embeddings.double().norm(dim=1, keepdim=True)
+    x = x.numpy()
+    out = proc.transform(texts).embeddings.numpy()
+    for lang in texts.languages():
+        rows = np.flatnonzero((texts.language == lang) & ~np.isin(texts.item, list(dropped)))
+        target = np.stack([mean_image[i] for i in texts.item[rows]])
+        ridge = Ridge(alpha=0.5, fit_intercept=False).fit(x[rows], target - x[rows])
+        every = texts.language == lang
+        np.testing.assert_allclose(out[every], x[every] + ridge.predict(x[every]), atol=1e-5)
+
+
+def test_image_target_needs_calibration_images() -> None:
+    texts = make_world(n_items=12, dim=6).texts
+    with pytest.raises(ValueError, match="'image' needs calibration image rows"):
+        LanguageAlignment(target="image").fit(texts)
 
 
 def test_info_nce_by_hand() -> None:
