@@ -89,19 +89,18 @@ SWEEP: dict[str, dict[str, Any]] = {
     ),
     **{
         f"LA; i2t GB(τ={t})": config([LA], [stage("GroupBalance", temperature=t)])
-        for t in (0.001, 0.003, 0.01, 0.03, 0.1)
+        for t in (0.001, 0.003, 0.01, 0.03)
     },
     **{
         f"LA; i2t ES(q={q})": config([LA], [stage("ExposureShuffle", tie_quantile=q)])
-        for q in (0.25, 0.5, 0.75, 0.9, 1.0)
+        for q in (0.25, 0.5, 0.9, 1.0)
     },
     **{
         f"LA; i2t ES(width={w})": config([LA], [stage("ExposureShuffle", width=w)])
-        for w in (0.005, 0.01, 0.02)
+        for w in (0.005, 0.01)
     },
     **{
-        f"LA; i2t IS(β={b})": config([LA], [stage("InvertedSoftmax", beta=b)])
-        for b in (10.0, 20.0, 40.0)
+        f"LA; i2t IS(β={b})": config([LA], [stage("InvertedSoftmax", beta=b)]) for b in (20.0, 40.0)
     },
     "LA; i2t IS(β=20)+GB(τ=0.005)": config([LA], [IS20, GB5]),
     "LA; i2t IS(β=20)+ES(q=0.5)": config([LA], [IS20, stage("ExposureShuffle", tie_quantile=0.5)]),
@@ -110,15 +109,8 @@ SWEEP: dict[str, dict[str, Any]] = {
     "LA; both DualIS": config([LA], [stage("DualInvertedSoftmax")], [stage("DualInvertedSoftmax")]),
     "LA; t2i CSLS": config([LA], t2i=[stage("CSLS")]),
     "LA; t2i IS(β=20)": config([LA], t2i=[IS20]),
-    "LA; t2i CSLS; i2t CSLS": config([LA], [stage("CSLS")], [stage("CSLS")]),
     "no LA; i2t GB(τ=0.005)": config([], [GB5]),
     "no LA; i2t ES(q=1)": config([], [stage("ExposureShuffle", tie_quantile=1.0)]),
-    "no LA; i2t IS(β=20)": config([], [IS20]),
-    "LA procrustes": config([stage("LanguageAlignment", method="procrustes")]),
-    "LAc; i2t GB(τ=0.01)": config([LAC], [stage("GroupBalance", temperature=0.01)]),
-    "LAc; i2t IS(β=20)+GB(τ=0.005)+ES(q=1)": config(
-        [LAC], [IS20, GB5, stage("ExposureShuffle", tie_quantile=1.0)]
-    ),
     "LA pivot de": config([stage("LanguageAlignment", target="de")]),
 }
 
@@ -346,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     if "base" not in names:
         names = ["base", *names]
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
-    sizes = {}
+    sizes: dict[str, int] = {}
     for seed in args.seeds:
         calibration = calibration_subset(calibration_all, args.calibration_fraction, seed)
         sizes = {
@@ -365,6 +357,24 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             print(f"seed {seed} {name}: {shown} ({run['seconds']:.1f} s)", flush=True)
+            if seed == args.seeds[-1]:  # partial results survive an interrupted run
+                write(
+                    args,
+                    sizes,
+                    configs,
+                    {n: r for n, r in runs.items() if len(r) == len(args.seeds)},
+                )
+    return 0
+
+
+def write(
+    args: argparse.Namespace,
+    sizes: dict[str, int],
+    configs: dict[str, tuple[Any, str]],
+    runs: dict[str, list[dict[str, Any]]],
+) -> None:
+    """JSON of every finished configuration (all seeds), and the docs page."""
+    names = list(runs)
     result = {
         "args": {
             "calibration_fraction": args.calibration_fraction,
@@ -380,11 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
     if args.docs:
         Path(args.docs).write_text(markdown(result), encoding="utf-8")
-        print(f"wrote {args.docs}")
-    return 0
 
 
 if __name__ == "__main__":

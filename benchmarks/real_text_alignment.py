@@ -150,12 +150,12 @@ def main(argv: list[str] | None = None) -> int:
             }
             result["rows"].append(row)
             print(json.dumps({k: row[k] for k in ("variant", "fraction", "out_of_fold", "test")}))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    lines = markdown(result)
-    print("\n".join(lines))
-    if args.write:
-        write_page(lines)
+            # written after every row: partial results survive an interrupted run
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+            if args.write:
+                write_page(markdown(result))
+    print("\n".join(markdown(result)))
     return 0
 
 
