@@ -13,7 +13,7 @@ from sklearn.linear_model import Ridge
 from synthetic_processors import make_world
 
 from xcm_debias.processors import LanguageAlignment, PostProcessor
-from xcm_debias.processors.contrastive_map import contrastive_map, held_out_losses, info_nce
+from xcm_debias.processors.contrastive_map import PATIENCE, contrastive_steps, info_nce
 from xcm_debias.processors.language_alignment import ridge_map
 
 
@@ -89,9 +89,10 @@ def test_adam_steps_match_an_independent_numpy_implementation() -> None:
     g = np.random.default_rng(0)
     x, t = g.normal(size=(12, 6)), g.normal(size=(12, 6))
     w0 = ridge_map(torch.from_numpy(x), torch.from_numpy(t), 0.5)
-    got = contrastive_map(
+    got, losses = contrastive_steps(
         torch.from_numpy(x), torch.from_numpy(t), np.arange(12), w0, 0.1, 0.01, n_steps=5
     )
+    assert losses == []
     expected = _numpy_adam(x, t, w0.numpy(), 0.1, 0.01, 5)
     np.testing.assert_allclose(got.numpy(), expected, atol=2e-5)
     assert not np.allclose(expected, w0.numpy(), atol=1e-3)  # the steps moved the map
@@ -101,10 +102,8 @@ def test_rows_of_one_item_share_their_target_and_negatives_are_the_other_items()
     """Two captions of item a and one of item b: the loss has 2 candidates, not 3."""
     x = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     t = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    losses = held_out_losses(
-        x, t, np.array(["a", "a", "b"]), torch.eye(2), (x, t, np.array(["a", "a", "b"])), 1.0,
-        0.01, 0, 1,
-    )  # fmt: skip
+    items = np.array(["a", "a", "b"])
+    _, losses = contrastive_steps(x, t, items, torch.eye(2), 1.0, 0.01, 0, 1, (x, t, items))
     assert losses == [pytest.approx(math.log(math.e + 1) - 1, rel=1e-6)]
 
 
@@ -131,12 +130,13 @@ def test_steps_minimise_the_held_out_loss_and_the_refit_uses_them() -> None:
         rows = np.flatnonzero(texts.language == lang)
         xl, tl, ri = x[rows], centroid[item_codes[rows]], item_codes[rows]
         val = np.isin(ri, rng.permutation(np.unique(ri))[:10])
-        losses = held_out_losses(
-            xl[~val], tl[~val], ri[~val], ridge_map(xl[~val], tl[~val], 1.0),
-            (xl[val], tl[val], ri[val]), 0.05, 1e-3, 60, 3,
-        )  # fmt: skip
-        assert proc.fitted_meta["steps"][lang] == 3 * int(np.argmin(losses))
-        expected = contrastive_map(
+        w0 = ridge_map(xl[~val], tl[~val], 1.0)
+        held_out = (xl[val], tl[val], ri[val])
+        _, losses = contrastive_steps(xl[~val], tl[~val], ri[~val], w0, 0.05, 1e-3, 60, 3, held_out)
+        best = int(np.argmin(losses))
+        assert len(losses) == 21 or len(losses) - 1 - best == PATIENCE  # ran out, or stopped early
+        assert proc.fitted_meta["steps"][lang] == 3 * best
+        expected, _ = contrastive_steps(
             xl, tl, ri, ridge_map(xl, tl, 1.0), 0.05, 1e-3, proc.fitted_meta["steps"][lang]
         )
         torch.testing.assert_close(proc.maps[lang_index], expected.float(), atol=1e-6, rtol=0)

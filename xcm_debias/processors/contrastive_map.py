@@ -13,7 +13,7 @@ retrieval criterion instead of least squares is RCSLS (Joulin, Bojanowski, Mikol
 Grave, *Loss in Translation: Learning Bilingual Word Mapping with a Retrieval Criterion*, EMNLP
 2018). ``W`` starts at the ridge map ``W₀`` and takes full-batch Adam steps (Kingma & Ba, 2015;
 ``torch.optim.Adam`` defaults, float32); the number of steps is the regulariser, chosen on
-held-out items by :func:`held_out_losses` (0 steps keeps the ridge map), which stops once the
+held-out items by :func:`contrastive_steps` (0 steps keeps the ridge map), which stops once the
 held-out loss has not improved for ``PATIENCE`` checks in a row.
 """
 
@@ -46,7 +46,7 @@ def _item_targets(
     return unit, torch.from_numpy(codes.reshape(-1).astype(np.int64))
 
 
-def _steps(
+def contrastive_steps(
     x: torch.Tensor,
     targets: torch.Tensor,
     row_items: np.ndarray,
@@ -57,9 +57,14 @@ def _steps(
     every: int = 0,
     held_out: tuple[torch.Tensor, torch.Tensor, np.ndarray] | None = None,
 ) -> tuple[torch.Tensor, list[float]]:
-    """``n_steps`` Adam steps from ``w0``; with ``held_out`` rows, their loss every ``every``
-    steps (step 0 included), stopping after ``PATIENCE`` checks without a new minimum. Returns
-    the final map (in ``x``'s dtype) and those losses."""
+    """``W`` after ``n_steps`` full-batch Adam steps on ``L`` from ``w0``, and held-out losses.
+
+    ``targets`` has one row per row of ``x`` (its item's target); rows of the same item share
+    one target, and the other items' targets are the negatives. With ``held_out = (x, targets,
+    row_items)`` of other items, their ``L`` (their own items' targets as the candidates) is
+    recorded every ``every`` steps from step 0, and the steps stop ``PATIENCE`` checks after the
+    last new minimum (the argmin is then final). Returns the map (in ``x``'s dtype) and the
+    held-out losses (empty without ``held_out``)."""
     unit, codes = _item_targets(targets, row_items)
     xf = x.to(OPT_DTYPE)
     check = None
@@ -84,39 +89,4 @@ def _steps(
     return w.detach().to(x.dtype), losses
 
 
-def contrastive_map(
-    x: torch.Tensor,
-    targets: torch.Tensor,
-    row_items: np.ndarray,
-    w0: torch.Tensor,
-    temperature: float,
-    learning_rate: float,
-    n_steps: int,
-) -> torch.Tensor:
-    """``W`` after ``n_steps`` full-batch Adam steps on ``L`` from ``w0``.
-
-    ``targets`` has one row per row of ``x`` (its item's target); rows of the same item share
-    one target, and the other items' targets are the negatives."""
-    return _steps(x, targets, row_items, w0, temperature, learning_rate, n_steps)[0]
-
-
-def held_out_losses(
-    x: torch.Tensor,
-    targets: torch.Tensor,
-    row_items: np.ndarray,
-    w0: torch.Tensor,
-    held_out: tuple[torch.Tensor, torch.Tensor, np.ndarray],
-    temperature: float,
-    learning_rate: float,
-    max_steps: int,
-    every: int,
-) -> list[float]:
-    """Held-out ``L`` (held-out items' targets as the candidates) after ``0, every, 2·every, …,
-    max_steps`` steps fitted on ``x`` — or fewer: the checks stop ``PATIENCE`` checks after the
-    last new minimum (the argmin is then final)."""
-    return _steps(
-        x, targets, row_items, w0, temperature, learning_rate, max_steps, every, held_out
-    )[1]
-
-
-__all__ = ["contrastive_map", "held_out_losses", "info_nce"]
+__all__ = ["PATIENCE", "contrastive_steps", "info_nce"]

@@ -43,7 +43,7 @@ from xcm_debias._validation import check_fraction, check_positive_int
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.processors import _stats
 from xcm_debias.processors.base import PostProcessor
-from xcm_debias.processors.contrastive_map import contrastive_map, held_out_losses
+from xcm_debias.processors.contrastive_map import contrastive_steps
 
 METHODS = ("ridge", "procrustes", "contrastive")
 N_STEP_CHECKS = 20
@@ -236,16 +236,11 @@ class LanguageAlignment(PostProcessor):
             lams[name] = lam
             if self.method == "contrastive":
                 steps[name] = self._choose_steps(xl, tl, item_codes[rows], val, lam)
+                w0 = ridge_map(xl, tl, lam)
                 maps.append(
-                    contrastive_map(
-                        xl,
-                        tl,
-                        item_codes[rows],
-                        ridge_map(xl, tl, lam),
-                        float(self.temperature),
-                        float(self.learning_rate),
-                        steps[name],
-                    )
+                    contrastive_steps(
+                        xl, tl, item_codes[rows], w0, *self._adam_params(), steps[name]
+                    )[0]
                 )
                 continue
             deltas[lang] = ridge_delta(xl, tl, lam)
@@ -367,18 +362,20 @@ class LanguageAlignment(PostProcessor):
         """Adam steps minimising the held-out contrastive loss on the inner split ``val``."""
         every = max(1, self.max_steps // N_STEP_CHECKS)
         train_x, train_t = xl[~val], tl[~val]
-        losses = held_out_losses(
+        _, losses = contrastive_steps(
             train_x,
             train_t,
             row_items[~val],
             ridge_map(train_x, train_t, lam),
-            (xl[val], tl[val], row_items[val]),
-            float(self.temperature),
-            float(self.learning_rate),
+            *self._adam_params(),
             self.max_steps,
             every,
+            (xl[val], tl[val], row_items[val]),
         )
         return every * int(np.argmin(losses))
+
+    def _adam_params(self) -> tuple[float, float]:
+        return float(self.temperature), float(self.learning_rate)
 
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
         codes = _stats.codes_at_transform(
