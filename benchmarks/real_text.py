@@ -118,6 +118,7 @@ SWEEP: dict[str, dict[str, Any]] = {
 
 # Slow (contrastive alignment refitted per cross-fitting fold): run only when named in --only.
 EXTRA: dict[str, dict[str, Any]] = {
+    "LAc; t2i IS(β=20); i2t IS(β=20)": config([LAC], [IS20], [IS20]),
     "LAc; i2t GB(τ=0.01)": config([LAC], [stage("GroupBalance", temperature=0.01)]),
     "LAc; i2t IS(β=20)+GB(τ=0.005)+ES(q=1)": config(
         [LAC], [IS20, GB5, stage("ExposureShuffle", tie_quantile=1.0)]
