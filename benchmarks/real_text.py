@@ -275,6 +275,10 @@ def markdown(result: dict[str, Any]) -> str:
     best = best_under_guard(summary, sweep)
     floor = summary["base"]["mean"]["i2t/recall@1"] - RECALL_DROP
     command = "python benchmarks/real_text.py /work/shared/data/multi30k"
+    if args["calibration_fraction"] < 1.0:
+        command += f" --calibration-fraction {args['calibration_fraction']}"
+    if args["seeds"] != [0]:
+        command += " --seeds " + " ".join(str(s) for s in args["seeds"])
     lines = [
         "# Real text: Multi30K captions encoded with USE-m3",
         "",
