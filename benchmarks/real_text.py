@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/real_text.py /work/shared/data/multi30k            # every configuration
     python benchmarks/real_text.py DATA_DIR --only base recommended      # a subset
-    python benchmarks/real_text.py DATA_DIR --only "LAc; i2t GB(τ=0.01)" --docs "" \
+    python benchmarks/real_text.py DATA_DIR --only "LAc; i2t GB(τ=0.01)" --docs "" \\
         --out benchmarks/results/real_text_extra.json    # slow rows (EXTRA), not in the default
     # measured: real_text_extra.json (LAc + GB), real_text_extra_is.json (LAc + IS both),
     # real_text_extra_recipe.json (LAc + the fixed recipe's i2t)
