@@ -100,6 +100,9 @@ CONFIGS: dict[str, Callable[[], PostProcessor]] = {
     "projection-lir": lambda: LanguageProjection(method="lir", rank=2),
     "alignment-ridge": lambda: LanguageAlignment(method="ridge"),
     "alignment-procrustes": lambda: LanguageAlignment(method="procrustes", target="en"),
+    "alignment-contrastive": lambda: LanguageAlignment(
+        method="contrastive", target="image", max_steps=10
+    ),
     "decoupler-oblique": lambda: CultureLanguageDecoupler(method="oblique"),
     "decoupler-orthogonal": lambda: CultureLanguageDecoupler(method="orthogonal"),
     "ot-mean": lambda: OTRecenter(method="mean"),

@@ -53,6 +53,7 @@ CONFIGS: dict[str, Callable[[], PostProcessor | None]] = {
     "lir": lambda: LanguageProjection(method="lir"),
     "align ridge": lambda: LanguageAlignment(),
     "align procrustes": lambda: LanguageAlignment(method="procrustes"),
+    "align contrastive": lambda: LanguageAlignment(method="contrastive"),
     "decouple oblique": lambda: CultureLanguageDecoupler(),
     "decouple orthogonal": lambda: CultureLanguageDecoupler(method="orthogonal"),
     "ot mean": lambda: OTRecenter(),

@@ -16,8 +16,10 @@ every language L, pairs (caption x in L, target t of the same item). Per languag
   ``U S Vᵀ = X_LᵀT_L`` (orthogonal Procrustes as in MUSE, Conneau et al. 2018).
 
 Targets (``target``): ``"centroid"`` — the item centroid, the mean over languages of the item's
-per-language caption means (items captioned in ≥ 2 languages); or a pivot language code — the
-item's caption(s) in that language, whose own map is the identity.
+per-language caption means (items captioned in ≥ 2 languages); ``"image"`` — the mean of the
+item's calibration images (every language is mapped, a cross-modal map fitted on the
+calibration image–caption pairs); or a pivot language code — the item's caption(s) in that
+language, whose own map is the identity.
 
 The fix for "insufficiently resolved" low-resource languages: their captions are pulled toward
 what the other languages say about the same item. Applies to texts only (images are the target
@@ -37,12 +39,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from xcm_debias._validation import check_fraction
+from xcm_debias._validation import check_fraction, check_positive_int
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.processors import _stats
 from xcm_debias.processors.base import PostProcessor
+from xcm_debias.processors.contrastive_map import contrastive_steps
 
-METHODS = ("ridge", "procrustes")
+METHODS = ("ridge", "procrustes", "contrastive")
+N_STEP_CHECKS = 20
 DEFAULT_LAM_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0)
 
 
@@ -117,7 +121,7 @@ class LanguageAlignment(PostProcessor):
     """Per-language linear map onto the item centroid (or a pivot language), from translations.
 
     Args:
-        method: ``"ridge"`` (default) or ``"procrustes"``.
+        method: ``"ridge"`` (default), ``"procrustes"`` or ``"contrastive"``.
         target: ``"centroid"`` or a pivot language code present in the calibration captions.
         lam: ridge strength λ (same for every language; in units of unit-norm rows, so λ is
             comparable to a number of captions); ``None`` picks λ per language from ``lam_grid``
@@ -126,6 +130,10 @@ class LanguageAlignment(PostProcessor):
         val_size: share of each language's items held out to choose λ.
         seed: seed of the inner split.
         normalize: L2-normalise rows before fitting and transforming.
+        temperature: τ of the contrastive loss (``method="contrastive"``).
+        max_steps: most Adam steps of the contrastive fit; the held-out loss is checked every
+            ``max(1, max_steps // 20)`` steps and the best count kept.
+        learning_rate: Adam's step size for the contrastive fit.
 
     Labels: calibration text rows need ``language`` and ``item`` (shared across translations);
     transform needs ``language``.
@@ -143,6 +151,9 @@ class LanguageAlignment(PostProcessor):
         val_size: float = 0.25,
         seed: int = 0,
         normalize: bool = True,
+        temperature: float = 0.05,
+        max_steps: int = 200,
+        learning_rate: float = 1e-3,
     ) -> None:
         super().__init__()
         self.method = method
@@ -152,6 +163,9 @@ class LanguageAlignment(PostProcessor):
         self.val_size = val_size
         self.seed = seed
         self.normalize = normalize
+        self.temperature = temperature
+        self.max_steps = max_steps
+        self.learning_rate = learning_rate
 
     def _who(self, step: str) -> str:
         return f"LanguageAlignment(method={self.method!r}, target={self.target!r}).{step}"
@@ -160,7 +174,8 @@ class LanguageAlignment(PostProcessor):
         _stats.check_choice(self.method, "method", METHODS, who)
         if not isinstance(self.target, str) or not self.target:
             raise ValueError(
-                f"{who}: target: expected 'centroid' or a language code, got {self.target!r}"
+                f"{who}: target: expected 'centroid', 'image' or a language code, "
+                f"got {self.target!r}"
             )
         for name, values in (
             ("lam", () if self.lam is None else (self.lam,)),
@@ -174,6 +189,11 @@ class LanguageAlignment(PostProcessor):
                 f"{who}: lam_grid: expected at least one value when lam=None, got none"
             )
         check_fraction(self.val_size, f"{who}: val_size")
+        for name in ("temperature", "learning_rate"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v) > 0:
+                raise ValueError(f"{who}: {name}: expected a positive number, got {v!r}")
+        self.max_steps = check_positive_int(self.max_steps, f"{who}: max_steps", minimum=0)
 
     def _fit(self, calibration: EmbeddingSet) -> None:
         who = self._who("fit")
@@ -181,16 +201,19 @@ class LanguageAlignment(PostProcessor):
         texts = _stats.text_rows(calibration, who)
         texts.require_label("language", who, "calibration text row")
         languages, codes = _stats.classes_and_codes(texts.language, who, "language", 1)
-        if self.target != "centroid" and self.target not in languages:
+        if self.target not in ("centroid", "image") and self.target not in languages:
             raise ValueError(
                 f"{who}: target: pivot language {self.target!r} has no calibration captions; "
                 f"languages present: {languages}"
             )
         x = _stats.prepare(texts.embeddings, self.normalize)
         items, item_codes = np.unique(texts.item, return_inverse=True)
-        targets, has_target = self._targets(x, codes, item_codes, len(items), languages)
+        if self.target == "image":
+            targets, has_target = self._image_targets(calibration, items, who)
+        else:
+            targets, has_target = self._targets(x, codes, item_codes, len(items), languages)
         rng = np.random.default_rng(self.seed)
-        maps, lams, deltas = [], {}, {}
+        maps, lams, deltas, steps = [], {}, {}, {}
         for lang, name in enumerate(languages):
             if name == self.target:
                 maps.append(torch.eye(x.shape[1], dtype=x.dtype))
@@ -206,10 +229,20 @@ class LanguageAlignment(PostProcessor):
             if self.method == "procrustes":
                 maps.append(procrustes(xl, tl))
                 continue
-            lam = float(self.lam) if self.lam is not None else None
-            if lam is None:
-                lam = self._choose_lam(xl, tl, item_codes[rows], rng, name, who)
+            val = None
+            if self.lam is None or self.method == "contrastive":
+                val = self._inner_split(item_codes[rows], rng, name, who)
+            lam = float(self.lam) if self.lam is not None else self._choose_lam(xl, tl, val)
             lams[name] = lam
+            if self.method == "contrastive":
+                steps[name] = self._choose_steps(xl, tl, item_codes[rows], val, lam)
+                w0 = ridge_map(xl, tl, lam)
+                maps.append(
+                    contrastive_steps(
+                        xl, tl, item_codes[rows], w0, *self._adam_params(), steps[name]
+                    )[0]
+                )
+                continue
             deltas[lang] = ridge_delta(xl, tl, lam)
             maps.append(torch.eye(x.shape[1], dtype=x.dtype) + deltas[lang][0] @ deltas[lang][1])
         self.set_state("maps", torch.stack(maps).float())
@@ -217,6 +250,8 @@ class LanguageAlignment(PostProcessor):
         self.fitted_meta = {"languages": languages}
         if lams:
             self.fitted_meta["lam"] = lams
+        if steps:
+            self.fitted_meta["steps"] = steps
 
     def _set_low_rank(
         self,
@@ -246,6 +281,30 @@ class LanguageAlignment(PostProcessor):
         self.set_state("left", left.float())
         self.set_state("right", right.float())
 
+    def _image_targets(
+        self, calibration: EmbeddingSet, items: np.ndarray, who: str
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """Per-item mean of the item's (normalised) calibration image rows, and which items have one."""
+        is_image = calibration.modality == "image"
+        if not is_image.any():
+            raise ValueError(
+                f"{who}: target: 'image' needs calibration image rows (same items as the "
+                "captions), got none"
+            )
+        images = calibration[is_image]
+        images.require_label("item", who, "calibration image row")
+        slot = np.searchsorted(items, images.item).clip(max=len(items) - 1)
+        known = items[slot] == images.item
+        codes = slot[known]
+        x = _stats.prepare(images.embeddings[torch.from_numpy(known)], self.normalize)
+        counts = np.bincount(codes, minlength=len(items))
+        means = torch.zeros(len(items), x.shape[1], dtype=x.dtype)
+        if len(codes):
+            means[torch.from_numpy(np.flatnonzero(counts))] = _stats.group_means(
+                x, np.unique(codes, return_inverse=True)[1].reshape(-1), int((counts > 0).sum())
+            )
+        return means, counts > 0
+
     def _targets(
         self,
         x: torch.Tensor,
@@ -272,30 +331,51 @@ class LanguageAlignment(PostProcessor):
         has[cell_item[chosen]] = True
         return targets, has
 
-    def _choose_lam(
+    def _inner_split(
+        self, row_items: np.ndarray, rng: np.random.Generator, name: str, who: str
+    ) -> np.ndarray:
+        """Held-out mask of an item-disjoint split of one language's rows (``val_size``)."""
+        items = np.unique(row_items)
+        if len(items) < 2:
+            raise ValueError(
+                f"{who}: choosing lam or steps needs captions of at least 2 items in language "
+                f"{name!r}, got {len(items)}; pass lam explicitly (method='ridge')"
+            )
+        n_val = min(max(int(round(self.val_size * len(items))), 1), len(items) - 1)
+        val_items = rng.permutation(items)[:n_val]
+        return np.isin(row_items, val_items)
+
+    def _choose_lam(self, xl: torch.Tensor, tl: torch.Tensor, val: np.ndarray) -> float:
+        """λ minimising held-out ``‖X W − T‖²`` on the inner split ``val``."""
+        path = RidgePath(xl[~val], tl[~val])
+        errors = path.squared_errors(xl[val], tl[val], self.lam_grid)
+        return float(self.lam_grid[int(np.argmin(errors))])
+
+    def _choose_steps(
         self,
         xl: torch.Tensor,
         tl: torch.Tensor,
         row_items: np.ndarray,
-        rng: np.random.Generator,
-        name: str,
-        who: str,
-    ) -> float:
-        """λ minimising held-out ``‖X W − T‖²`` on an item-disjoint split of this language."""
-        items = np.unique(row_items)
-        if len(items) < 2:
-            raise ValueError(
-                f"{who}: choosing lam needs captions of at least 2 items in language {name!r}, "
-                f"got {len(items)}; pass lam explicitly"
-            )
-        n_val = min(max(int(round(self.val_size * len(items))), 1), len(items) - 1)
-        val_items = rng.permutation(items)[:n_val]
-        val = np.isin(row_items, val_items)
+        val: np.ndarray,
+        lam: float,
+    ) -> int:
+        """Adam steps minimising the held-out contrastive loss on the inner split ``val``."""
+        every = max(1, self.max_steps // N_STEP_CHECKS)
         train_x, train_t = xl[~val], tl[~val]
-        val_x, val_t = xl[val], tl[val]
-        path = RidgePath(train_x, train_t)
-        errors = path.squared_errors(val_x, val_t, self.lam_grid)
-        return float(self.lam_grid[int(np.argmin(errors))])
+        _, losses = contrastive_steps(
+            train_x,
+            train_t,
+            row_items[~val],
+            ridge_map(train_x, train_t, lam),
+            *self._adam_params(),
+            self.max_steps,
+            every,
+            (xl[val], tl[val], row_items[val]),
+        )
+        return every * int(np.argmin(losses))
+
+    def _adam_params(self) -> tuple[float, float]:
+        return float(self.temperature), float(self.learning_rate)
 
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
         codes = _stats.language_codes(data, self.fitted_meta["languages"], self._who("transform"))
