@@ -130,7 +130,7 @@ EXTRA: dict[str, dict[str, Any]] = {
 HEADLINE = (
     "base",
     "recommended",
-    "fixed recipe (config 'recommended')",
+    "fixed recipe (config 'world_tuned')",
     "LanguageAlignment alone",
     "LanguageAlignment contrastive alone",
 )
@@ -150,9 +150,9 @@ def configurations() -> dict[str, tuple[Any, str]]:
     out: dict[str, tuple[Any, str]] = {
         "base": (ExactRetriever, "ExactRetriever()"),
         "recommended": (lambda: recommended_model()[0], recommended_model()[1]),
-        "fixed recipe (config 'recommended')": (
-            lambda: build(get_config("recommended")),
-            json.dumps(get_config("recommended")),
+        "fixed recipe (config 'world_tuned')": (
+            lambda: build(get_config("world_tuned")),
+            json.dumps(get_config("world_tuned")),
         ),
         "LanguageAlignment alone": (lambda: build(config([LA])), json.dumps(config([LA]))),
         "LanguageAlignment contrastive alone": (
@@ -187,10 +187,12 @@ def run_one(factory: Any, calibration: EmbeddingSet, test: EmbeddingSet) -> dict
             report = BiasReport.evaluate(model, test)
     except Exception as error:  # noqa: BLE001 - a failing configuration is a result
         return {"error": f"{type(error).__name__}: {error}", "seconds": time.perf_counter() - start}
+    selection = getattr(model, "selection_", None)
     return {
         "metrics": report.metrics,
         "warnings": sorted({str(w.message)[:200] for w in caught}),
         "seconds": time.perf_counter() - start,
+        "chosen": None if selection is None else selection.chosen,
     }
 
 
@@ -204,6 +206,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "mean": {k: float(v.mean()) for k, v in values.items()},
         "std": {k: float(v.std()) for k, v in values.items()},
+        "chosen": sorted({r["chosen"] for r in runs if r.get("chosen")}),
     }
 
 
@@ -314,7 +317,12 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         *table(summary, [n for n in HEADLINE if n in summary], spread),
         "",
-        f"`recommended` here is `{result['recommended_call']}`.",
+        f"`recommended` here is `{result['recommended_call']}`; its recall guard chose "
+        + (
+            ", ".join(f"`{c}`" for c in summary.get("recommended", {}).get("chosen", []))
+            or "(not fitted)"
+        )
+        + " (per seed, on the calibration split alone).",
         "",
         "## Sweep",
         "",
