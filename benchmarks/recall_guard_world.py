@@ -29,28 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import methods_on_world as mw  # noqa: E402
 
 import xcm_debias  # noqa: E402
-from xcm_debias import BiasReport, ExactRetriever  # noqa: E402
-from xcm_debias.worlds import CULTURE_OF_LANGUAGE, LOW_RESOURCE, world_calibration_test  # noqa: E402
+from xcm_debias import ExactRetriever  # noqa: E402
+from xcm_debias.worlds import world_calibration_test  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "recall_guard_world.json"
 SMALL_ITEMS = 60
-
-
-def metrics(retriever: Any, test: Any) -> dict[str, float]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report = BiasReport.evaluate(
-            retriever,
-            test,
-            k=10,
-            culture_of_language=dict(CULTURE_OF_LANGUAGE),
-            low_resource=LOW_RESOURCE,
-        )
-    out = {k: float(v) for k, v in report.metrics.items() if v is not None}
-    out.update(mw.derived(out))
-    out["n/t2i_queries_per_language"] = float(len(test.texts) / len(test.languages()))
-    out["n/i2t_queries"] = float(len(test.images))
-    return out
 
 
 def run(seeds: list[int], n_items: int | None) -> dict[str, Any]:
@@ -64,8 +47,8 @@ def run(seeds: list[int], n_items: int | None) -> dict[str, Any]:
         seconds = time.perf_counter() - start
         chosen.append({"seed": seed, "chosen": fair.selection_.chosen, "fit_seconds": seconds})
         print(f"seed {seed}: {fair.selection_.chosen} ({seconds:.1f} s)", flush=True)
-        bases.append(metrics(ExactRetriever(), test))
-        fairs.append(metrics(fair, test))
+        bases.append(mw.measure(ExactRetriever(), test))
+        fairs.append(mw.measure(fair, test))
     base, _ = mw.mean_std(bases)
     fair_mean, fair_std = mw.mean_std(fairs)
     return {"seeds": seeds, "chosen": chosen, "base": base, "fair": fair_mean, "fair_std": fair_std}

@@ -33,30 +33,25 @@ def test_t2i_pooled_metrics_match_hand_computed_values():
     assert bias(m, "t2i") == pytest.approx(0.375)
 
 
+def _i2t(top_languages: list[str]) -> Outcomes:
+    """Four image queries against a gallery of half English, a quarter German and French."""
+    expected = {"de": np.full(4, 0.25), "en": np.full(4, 0.5), "fr": np.full(4, 0.25)}
+    return Outcomes(
+        "i2t",
+        hit=np.ones(4, dtype=bool),
+        group=np.full(4, "*"),
+        top_language=np.array(top_languages),
+        expected=expected,
+    )
+
+
 def test_i2t_language_tv_is_half_the_l1_gap_to_the_fold_gallery_mix():
-    expected = {
-        "de": np.full(4, 0.25),
-        "en": np.full(4, 0.5),
-        "fr": np.full(4, 0.25),
-    }
-    balanced = Outcomes(
-        "i2t",
-        hit=np.ones(4, dtype=bool),
-        group=np.full(4, "*"),
-        top_language=np.array(["en", "en", "de", "fr"]),
-        expected=expected,
-    )
-    assert pooled_metrics(balanced)["i2t/language_tv@1"] == pytest.approx(0.0)
-    skewed = Outcomes(
-        "i2t",
-        hit=np.ones(4, dtype=bool),
-        group=np.full(4, "*"),
-        top_language=np.array(["en", "en", "en", "de"]),
-        expected=expected,
-    )
+    balanced = pooled_metrics(_i2t(["en", "en", "de", "fr"]))
+    assert balanced["i2t/language_tv@1"] == pytest.approx(0.0)
+    skewed = pooled_metrics(_i2t(["en", "en", "en", "de"]))
     # shares en 0.75, de 0.25, fr 0 against 0.5 / 0.25 / 0.25: ½(0.25 + 0 + 0.25)
-    assert pooled_metrics(skewed)["i2t/language_tv@1"] == pytest.approx(0.25)
-    assert bias(pooled_metrics(skewed), "i2t") == pytest.approx(0.25)
+    assert skewed["i2t/language_tv@1"] == pytest.approx(0.25)
+    assert bias(skewed, "i2t") == pytest.approx(0.25)
 
 
 def test_concat_pools_folds_and_weights_skew_by_queries():
