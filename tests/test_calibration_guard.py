@@ -24,15 +24,17 @@ SMALL_OPTIONS = {
     "processors": {"none": [], "LA": [{"class": "LanguageAlignment", "params": {}}]},
     "t2i": {"none": [], "GB": [_GB]},
     "i2t": {"none": [], "IS": [_IS], "harsh": [_HARSH]},
-    # the 12-item world is below the default minimum for score stages; these tests are about
-    # the constraints and the choice rule, so they lift it (test_too_few_items_... keeps it)
+    # these tests are about the constraints and the choice rule, not the minimum calibration
+    # size for score stages (test_too_few_calibration_items_... keeps it)
     "min_items_for_scoring": 0,
 }
 
 
 @pytest.fixture(scope="module")
 def small_world() -> tuple[EmbeddingSet, EmbeddingSet]:
-    return world_calibration_test(seed=0, n_items=60)
+    # 30 calibration items: each of the guard's two folds ranks against 15 items' captions,
+    # enough for a harsh balancer's recall loss to show
+    return world_calibration_test(seed=0, n_items=150)
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +179,8 @@ def test_recommended_keeps_its_plain_call_and_validates_the_guard_arguments():
     assert math.isclose(RecallGuard().z, 1.0)
 
 
-def test_too_few_calibration_items_leave_only_embedding_level_candidates(small_world):
-    calibration, _ = small_world  # 12 items
+def test_too_few_calibration_items_leave_only_embedding_level_candidates():
+    calibration, _ = world_calibration_test(seed=0, n_items=60)  # 12 calibration items
     options = {k: v for k, v in SMALL_OPTIONS.items() if k != "min_items_for_scoring"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
