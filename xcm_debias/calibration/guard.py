@@ -11,8 +11,8 @@ image→text languages is free, on another it puts captions the encoder cannot m
 2. **Out-of-fold scores.** Calibration items are dealt to ``F`` folds
    (:func:`~xcm_debias.calibration.folds.item_folds`); for each fold every candidate is fitted
    (cross-fitted as ``Debiased`` fits) on the other folds and ranks the held-out fold's queries
-   against the held-out fold's gallery (rows the candidate was not fitted on; see
-   :mod:`~xcm_debias.calibration.evaluation` for why). Outcomes are pooled over folds
+   against the whole calibration gallery (see :mod:`~xcm_debias.calibration.evaluation`
+   for why). Outcomes are pooled over folds
    (:mod:`~xcm_debias.calibration.evaluation`); the plain retriever is scored on the same queries.
 3. **The guard.** With per-query differences ``d_q = hit^{base}_q − hit^{cand}_q`` (paired: same
    queries, same gallery), a candidate is admissible when, for the direction overall,
@@ -101,7 +101,7 @@ DEFAULT_I2T: dict[str, StageList] = {
     },
     **{
         f"IS+ES({q})": [_IS, _stage("ExposureShuffle", tie_quantile=q)]
-        for q in (0.25, 0.35, 0.5, 0.75, 1.0)
+        for q in (0.25, 0.5, 0.75, 1.0)
     },
 }
 #: stages that read the images' culture label (skipped when calibration images carry none)
@@ -119,8 +119,9 @@ class RecallGuard:
         z: one-sided margin in paired standard errors (0 = point estimates).
         bias_tolerance: biases this close count as tied (the higher recall wins).
         hubness_tolerance: the most a candidate's hubness skew@10 may exceed the plain one's.
-            Loose on purpose: out-of-fold skew@10 comes from a fold's gallery, smaller than the
-            deployed one, and moves by tenths between folds.
+            Loose on purpose: out-of-fold skew is measured on a gallery that mixes fitted and
+            held-out rows, which biases it upward for bank-based stages (on Multi30K the
+            inverted softmax read +0.07 out-of-fold and −0.6 on the test split).
         processors, t2i, i2t: the options (name → list of stage configs); defaults
             :data:`DEFAULT_PROCESSORS`, :data:`DEFAULT_T2I`, :data:`DEFAULT_I2T`.
         culture_of_language: language → associated culture (default: the same string).
@@ -133,7 +134,7 @@ class RecallGuard:
     def __init__(
         self,
         max_recall_loss: float = 0.01,
-        n_folds: int = 2,
+        n_folds: int = 3,
         z: float = 1.0,
         bias_tolerance: float = 0.01,
         hubness_tolerance: float = 0.25,
@@ -202,13 +203,14 @@ class RecallGuard:
             train, held = calibration[folds != fold], calibration[folds == fold]
             for direction in DIRECTIONS:
                 base[direction].append(
-                    fold_outcomes(retriever, held, direction, self.culture_of_language)
+                    fold_outcomes(retriever, held, direction, self.culture_of_language, calibration)
                 )
             for p_name, p_config in options["processors"].items():
                 self._score_fold(
                     retriever,
                     train,
                     held,
+                    calibration,
                     p_name,
                     p_config,
                     options,
@@ -254,6 +256,7 @@ class RecallGuard:
         retriever: Retriever,
         train: EmbeddingSet,
         held: EmbeddingSet,
+        calibration: EmbeddingSet,
         p_name: str,
         p_config: StageList,
         options: Mapping[str, Mapping[str, StageList]],
@@ -288,7 +291,9 @@ class RecallGuard:
                         else []
                     )
                     model = Debiased.assemble(retriever, processors, {direction: scorers})
-                    found = fold_outcomes(model, held, direction, self.culture_of_language)
+                    found = fold_outcomes(
+                        model, held, direction, self.culture_of_language, calibration
+                    )
                 except ValueError as exc:
                     errors[key] = str(exc)
                     continue
