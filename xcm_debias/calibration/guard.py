@@ -224,7 +224,7 @@ class RecallGuard:
         self, calibration: EmbeddingSet, notes: list[str]
     ) -> dict[str, dict[str, StageList]]:
         images = calibration[calibration.modality == "image"]
-        has_culture = images.has_label("culture") and bool((images.culture.astype(str) != "").all())
+        has_culture = images.has_label("culture")  # every image row labelled, none empty
         options = copy.deepcopy(self.options)
         n_items = len(np.unique(calibration.item))
         if n_items < self.min_items_for_scoring:
@@ -235,20 +235,19 @@ class RecallGuard:
                 f"{self.min_items_for_scoring}): score stages skipped; a calibration gallery that "
                 "small cannot show what they cost on a larger one"
             )
-        elif not has_culture:
-            for direction in DIRECTIONS:
-                dropped = [
-                    name
-                    for name, stages in options[direction].items()
-                    if direction == "t2i" and any(s["class"] in CULTURE_STAGES for s in stages)
-                ]
-                for name in dropped:
-                    del options[direction][name]
-                if dropped:
-                    notes.append(
-                        f"no culture labels on the calibration images: culture stages skipped "
-                        f"({direction}: {', '.join(dropped)})"
-                    )
+        elif not has_culture:  # only text→image stages read the images' culture
+            dropped = [
+                name
+                for name, stages in options["t2i"].items()
+                if any(s["class"] in CULTURE_STAGES for s in stages)
+            ]
+            for name in dropped:
+                del options["t2i"][name]
+            if dropped:
+                notes.append(
+                    f"no culture labels on the calibration images: culture stages skipped "
+                    f"(t2i: {', '.join(dropped)})"
+                )
         return options
 
     def _score_fold(
@@ -332,7 +331,6 @@ class RecallGuard:
                         )
                         record.admissible = not record.reasons
                     records[key] = record
-        best_p, best_s = None, {}
         ranked_p = []
         for p_name in options["processors"]:
             choice = {}
@@ -451,8 +449,7 @@ def _options(
 
 
 def _non_negative(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
-    if not math.isfinite(value):
+    ok = not isinstance(value, bool) and isinstance(value, (int, float))
+    if not (ok and math.isfinite(value) and value >= 0):
         raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
     return float(value)
