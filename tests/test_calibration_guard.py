@@ -76,7 +76,8 @@ def test_group_margin_is_the_bonferroni_quantile():
         expected = norm.ppf(1.0 - norm.cdf(-z) / groups)
         assert group_margin(z, groups) == pytest.approx(expected, rel=1e-9)
     assert group_margin(1.0, 1) == pytest.approx(1.0, rel=1e-9)
-    assert group_margin(1.0, 8) == pytest.approx(2.0572, abs=1e-4)  # Φ⁻¹(1 − 0.158655/8) = Φ⁻¹(0.980168)
+    # Φ⁻¹(1 − 0.158655/8) = Φ⁻¹(0.980168)
+    assert group_margin(1.0, 8) == pytest.approx(2.0572, abs=1e-4)
     assert group_margin(0.0, 8) == 0.0
 
 
