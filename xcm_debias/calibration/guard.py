@@ -63,6 +63,7 @@ from xcm_debias.calibration.crossfit import (
     DIRECTIONS,
     fit_processors,
     fit_scorers,
+    fold_count,
     processors_from_config,
     scoring_from_config,
 )
@@ -209,7 +210,7 @@ class RecallGuard:
                 raise ValueError(
                     f"calibration: the recall guard expected {modality} rows, got none"
                 )
-        inner_folds = 5 if cross_fit is True else (0 if cross_fit is False else int(cross_fit))
+        inner_folds = fold_count(cross_fit)
         notes: list[str] = []
         options = self._usable_options(calibration, notes)
         folds = item_folds(calibration, self.n_folds, self.seed, "RecallGuard")
