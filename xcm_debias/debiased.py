@@ -64,7 +64,7 @@ from xcm_debias.calibration.crossfit import (
     processors_from_config,
     scoring_from_config,
 )
-from xcm_debias.calibration.labels import LabelModels, used_labels
+from xcm_debias.calibration.labels import LabelModels, complete_calibration, used_labels
 from xcm_debias.calibration.selection import RecallGuardLike, Selection
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.fingerprint import content_fingerprint
@@ -162,6 +162,7 @@ class Debiased:
             )
         self.clear_cache()
         self._fitted = False
+        calibration = complete_calibration(calibration, seed=self.seed, stacklevel=3)
         if self.guard is not None:
             self.selection_ = self.guard.select(self.retriever, calibration, self.cross_fit)
             self.processors = processors_from_config(self.selection_.config.get("processors"))
