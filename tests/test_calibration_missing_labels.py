@@ -29,7 +29,10 @@ def without(data: EmbeddingSet, language: np.ndarray, culture: np.ndarray) -> Em
     """``data`` with the language of the text rows in the bool mask ``language`` and the culture
     of the image rows in ``culture`` emptied (masks over the texts and over the images)."""
     lang, cult = data.language.copy(), data.culture.copy()
-    texts, images = np.flatnonzero(data.modality == "text"), np.flatnonzero(data.modality == "image")
+    texts, images = (
+        np.flatnonzero(data.modality == "text"),
+        np.flatnonzero(data.modality == "image"),
+    )
     lang[texts[language]] = ""
     cult[images[culture]] = ""
     return data.with_labels(language=lang, culture=cult)

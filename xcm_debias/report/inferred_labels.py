@@ -110,9 +110,7 @@ def labels_blocks(sides: Sides) -> list[Block]:
             "accuracy on this corpus",
             "fitted on",
         )
-        blocks.append(
-            Table(f"{side}label classifiers", header, _classifier_rows(record["labels"]))
-        )
+        blocks.append(Table(f"{side}label classifiers", header, _classifier_rows(record["labels"])))
         diffs = differences(record)
         if not diffs:
             continue
