@@ -42,7 +42,7 @@ def test_the_record_counts_inferred_rows_and_keeps_the_classifier_numbers() -> N
     for label, modality, rows in (("language", "text", 90), ("culture", "image", 30)):
         entry = record["labels"][label]
         assert (entry["modality"], entry["rows"], entry["inferred"]) == (modality, rows, rows)
-        assert entry["unconfident"] == 0 and entry["accuracy"] == 1.0
+        assert (entry["unconfident"], entry["accuracy"], entry["wrong"]) == (0, 1.0, 0)
         assert entry["classifier"] == summary[label]
 
 
@@ -77,6 +77,10 @@ def test_infer_labels_pairs_each_metric_of_the_labelled_and_the_label_free_searc
         }
     entry = report.provenance["labels"]["labels"]["language"]
     assert 0.0 < entry["accuracy"] < 1.0  # weak offsets: some captions misidentified
+    languages = BLURRED_TEST.texts.language
+    filled = BLURRED.label_models_.fill(strip_labels(BLURRED_TEST.texts))
+    assert entry["wrong"] == int((filled.language != languages).sum()) > 0
+    assert entry["accuracy"] == pytest.approx(1 - entry["wrong"] / len(languages))
     diffs = differences(report.provenance["labels"])
     assert max(abs(d) for d in diffs.values()) > 0.0
     assert report.config["retriever"] == repr(BLURRED)
@@ -105,7 +109,7 @@ def test_the_section_shows_the_numbers_in_every_renderer() -> None:
     worst = max(diffs, key=lambda key: abs(diffs[key]))
     expected = [
         "Inferred labels",
-        f"{entry['accuracy']:.3f}",
+        f"{entry['accuracy']:.4f} ({entry['wrong']} wrong)",
         f"{entry['classifier']['accuracy']:.3f}",
         f"{entry['classifier']['ece']:.3f}",
         f"{diffs[worst]:+.4f} ({worst})",

@@ -6,15 +6,16 @@ Shown when a report's ``provenance["labels"]`` holds (built by
 
     {"label_free": bool,   # True: every row's language/culture was removed before search
      "labels": {label: {"modality": "text" | "image", "rows": int, "inferred": int,
-                        "unconfident": int, "accuracy": float (on the corpus, when it has
-                        gold labels), "classifier": {"accuracy": float, "ece": float,
+                        "unconfident": int, "accuracy": float, "wrong": int (on the corpus,
+                        when it has gold labels), "classifier": {"accuracy": float, "ece": float,
                         "n_rows": int, "classes": [...], "threshold": float, ...}}
                 | {"skipped": reason}},
      "gold": {metric key: {"gold": float, "inferred": float}}}   # label_free only
 
 ``classifier`` holds the label model's cross-fitted numbers on the calibration set (accuracy
 and expected calibration error of its out-of-fold posteriors); ``accuracy`` is the share of
-the corpus's inferred rows whose inferred label equals the corpus's own. ``gold`` holds every
+the corpus's inferred rows whose inferred label equals the corpus's own (``wrong`` counts the
+others). ``gold`` holds every
 metric twice: searched with the corpus's labels and with inferred ones (both scored with the
 corpus's labels). The section shows one table of the classifiers and one of the scalar metrics
 (no ``/lang=`` or ``/culture=`` qualifier) whose two values differ, largest difference first,
@@ -59,6 +60,15 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _accuracy(entry: Mapping[str, Any]) -> str:
+    """``0.9995 (1 wrong)``: four decimals, so that one row in thousands shows."""
+    accuracy = _number(entry.get("accuracy"))
+    if accuracy is None:
+        return "—"
+    wrong = entry.get("wrong")
+    return f"{accuracy:.4f}" + (f" ({wrong} wrong)" if isinstance(wrong, int) else "")
+
+
 def _classifier_rows(labels: Mapping[str, Any]) -> tuple[tuple[Cell, ...], ...]:
     rows = []
     for label, entry in labels.items():
@@ -76,7 +86,7 @@ def _classifier_rows(labels: Mapping[str, Any]) -> tuple[tuple[Cell, ...], ...]:
                 Cell(str(entry.get("unconfident", "—"))),
                 Cell(fmt(_number(model.get("accuracy")))),
                 Cell(fmt(_number(model.get("ece")))),
-                Cell(fmt(_number(entry.get("accuracy")))),
+                Cell(_accuracy(entry)),
                 Cell(f"{model.get('n_rows', '—')} labelled calibration rows"),
             )
         )

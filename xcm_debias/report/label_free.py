@@ -108,7 +108,8 @@ def label_record(retriever: object, corpus: EmbeddingSet, label_free: bool) -> d
         }
         gold = corpus.label(label)
         if inferred.any() and (gold[inferred] != "").all():
-            entry["accuracy"] = float((filled.label(label)[inferred] == gold[inferred]).mean())
+            right = filled.label(label)[inferred] == gold[inferred]
+            entry["accuracy"], entry["wrong"] = float(right.mean()), int((~right).sum())
         labels[label] = entry
     if not label_free and not any(entry.get("inferred") for entry in labels.values()):
         return None
