@@ -130,3 +130,7 @@ def test_infer_labels_needs_a_pipeline_with_label_models() -> None:
         evaluate(SHARP, TEST, infer_labels="yes")
     with pytest.raises(ValueError, match="retriever: expected a fitted pipeline with label"):
         LabelFreeRetriever(ExactRetriever())
+    with pytest.raises(TypeError, match="corpus: expected an EmbeddingSet, got list"):
+        label_record(SHARP, [], label_free=True)
+    with pytest.raises(TypeError, match="data: expected an EmbeddingSet, got ndarray"):
+        LabelFreeRetriever(SHARP).search(np.zeros((2, 12)), TEST.images, 1)

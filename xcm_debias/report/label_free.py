@@ -87,8 +87,12 @@ def label_record(retriever: object, corpus: EmbeddingSet, label_free: bool) -> d
     that lack one are inferred. None when the retriever has no label models, or (not
     ``label_free``) when no row of the corpus needed a label inferred.
     """
+    if not isinstance(corpus, EmbeddingSet):
+        raise TypeError(f"corpus: expected an EmbeddingSet, got {type(corpus).__name__}")
+    if not isinstance(label_free, bool):
+        raise TypeError(f"label_free: expected a bool, got {type(label_free).__name__}")
     models = label_models(retriever)
-    if models is None:
+    if models is None or not (label_free or _lacks_labels(models, corpus)):
         return None
     filled = models.fill(strip_labels(corpus, LABELS) if label_free else corpus)
     labels: dict[str, Any] = {}
@@ -114,6 +118,15 @@ def label_record(retriever: object, corpus: EmbeddingSet, label_free: bool) -> d
     if not label_free and not any(entry.get("inferred") for entry in labels.values()):
         return None
     return {"label_free": bool(label_free), "labels": labels}
+
+
+def _lacks_labels(models: Any, corpus: EmbeddingSet) -> bool:
+    """Does a row of the corpus lack a label that ``models`` would infer?"""
+    for label, summary in models.summary().items():
+        rows = corpus.modality == summary.get("modality")
+        if rows.any() and (corpus.label(label)[rows] == "").any():
+            return True
+    return False
 
 
 def with_gold(inferred: BiasReport, gold: BiasReport, record: dict) -> BiasReport:
