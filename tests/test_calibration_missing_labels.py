@@ -74,6 +74,15 @@ def test_missing_languages_are_inferred_by_a_classifier_of_the_labelled_rows() -
     )
 
 
+def test_arguments_are_checked() -> None:
+    with pytest.raises(TypeError, match="calibration: expected an EmbeddingSet, got dict"):
+        complete_calibration({})
+    with pytest.raises(ValueError, match=r"threshold: expected a number in \[0, 1\], got 1.5"):
+        complete_calibration(CALIB, threshold=1.5)
+    with pytest.raises(TypeError, match="threshold: expected a number"):
+        complete_calibration(CALIB, threshold=True)
+
+
 def test_a_fully_labelled_set_is_returned_as_it_is() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")

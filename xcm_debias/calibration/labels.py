@@ -377,6 +377,11 @@ def complete_calibration(
     """
     if not isinstance(calibration, EmbeddingSet):
         raise TypeError(f"calibration: expected an EmbeddingSet, got {type(calibration).__name__}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise TypeError(f"threshold: expected a number in [0, 1], got {threshold!r}")
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold: expected a number in [0, 1], got {threshold!r}")
+    check_positive_int(seed, "seed", minimum=0)
     for label, modality in LABEL_MODALITIES.items():
         rows = calibration.modality == modality
         try:
