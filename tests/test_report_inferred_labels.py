@@ -134,3 +134,25 @@ def test_infer_labels_needs_a_pipeline_with_label_models() -> None:
         label_record(SHARP, [], label_free=True)
     with pytest.raises(TypeError, match="data: expected an EmbeddingSet, got ndarray"):
         LabelFreeRetriever(SHARP).search(np.zeros((2, 12)), TEST.images, 1)
+
+
+def test_cli_report_infer_labels(tmp_path, capsys) -> None:
+    """``xcm-debias report --pipeline P --infer-labels``: the section on the page and the
+    record in report.json, equal to the library's."""
+    from xcm_debias.cli import main
+
+    corpus_file, pipeline_file = tmp_path / "test.npz", tmp_path / "fair.safetensors"
+    BLURRED_TEST.save(corpus_file)
+    BLURRED.save(pipeline_file)
+    out = tmp_path / "out"
+    argv = ["report", str(corpus_file), "--pipeline", str(pipeline_file), "--out", str(out)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*argv, "--k", "5", "--quiet", "--infer-labels"]) == 0
+    assert "Inferred labels" in capsys.readouterr().out
+    saved = json.loads((out / "report.json").read_text(encoding="utf-8"))["provenance"]
+    expected = json.loads(evaluate(BLURRED, BLURRED_TEST, infer_labels=True).to_json())
+    assert saved["labels"] == expected["provenance"]["labels"]
+    assert saved["labels"]["labels"]["language"]["wrong"] > 0
+    assert main(["report", str(corpus_file), "--out", str(out), "--infer-labels"]) == 2
+    assert "--infer-labels: expected --pipeline" in capsys.readouterr().err
