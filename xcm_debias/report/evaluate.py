@@ -75,6 +75,7 @@ from xcm_debias.metrics import (
 )
 from xcm_debias.metrics.ranks import check_ranking, check_retriever
 from xcm_debias.pipeline_spec import pipeline_spec
+from xcm_debias.report import label_free
 from xcm_debias.report.bias_report import BiasReport
 from xcm_debias.report.registry import implements
 from xcm_debias.report.render_json import jsonable
@@ -111,6 +112,7 @@ def evaluate_report(
     *,
     low_resource: Sequence[str] | None = None,
     cooccurring_objects: Sequence[tuple[str, str]] | None = None,
+    infer_labels: bool = False,
 ) -> BiasReport:
     """Every metric of ``retriever`` on ``corpus`` (text→image and image→text).
 
@@ -126,16 +128,41 @@ def evaluate_report(
         cooccurring_objects: object pairs that co-occur in training, for ODmAP-style@k with the
             ``objects`` extra column; without it, a boolean ``decorrelated`` extra column is
             used when present; otherwise ODmAP keys are omitted.
+        infer_labels: evaluate a label-free search: the retriever (a fitted pipeline with
+            label models) gets every row without ``language`` and ``culture`` and infers them;
+            the metrics are still scored with the corpus's labels, and, where the corpus has
+            them, ``provenance["labels"]["gold"]`` holds each metric searched with the labels
+            given and with them inferred (:mod:`xcm_debias.report.label_free`).
 
     Returns:
         A :class:`BiasReport` with flat ``metrics``, ``details`` (k-occurrence lists),
         ``config``, ``uncertainty`` (standard errors, see the module docstring) and
         ``provenance`` (``{"selection": retriever.selection_.to_dict()}`` when the retriever
-        has a ``selection_``, e.g. the recall guard's candidates, as plain JSON data).
+        has a ``selection_``, e.g. the recall guard's candidates, as plain JSON data;
+        ``"labels"`` when the retriever inferred group labels at search, see
+        :mod:`xcm_debias.report.inferred_labels`).
     """
     check_retriever(retriever)
     if not isinstance(corpus, EmbeddingSet):
         raise TypeError(f"corpus: expected an EmbeddingSet, got {type(corpus).__name__}")
+    if not isinstance(infer_labels, bool):
+        raise TypeError(f"infer_labels: expected a bool, got {type(infer_labels).__name__}")
+    if infer_labels:
+        options = {
+            "k": k,
+            "culture_of_language": culture_of_language,
+            "low_resource": low_resource,
+            "cooccurring_objects": cooccurring_objects,
+        }
+        record = label_free.label_record(retriever, corpus, label_free=True)
+        if record is None:
+            raise ValueError(
+                "infer_labels: expected a retriever with label models (a fitted Debiased whose "
+                f"stages read language or culture), got {type(retriever).__name__} without any"
+            )
+        inferred = evaluate_report(label_free.LabelFreeRetriever(retriever), corpus, **options)
+        gold = evaluate_report(retriever, corpus, **options)
+        return label_free.with_gold(inferred, gold, record)
     k = check_positive_int(k, "k")
     is_image = corpus.modality == "image"
     if not is_image.any() or is_image.all():
@@ -222,6 +249,9 @@ def evaluate_report(
     }
     selection = getattr(retriever, "selection_", None)
     provenance = {} if selection is None else {"selection": _plain(selection, "selection_")}
+    labels = label_free.label_record(retriever, corpus, label_free=False)
+    if labels is not None:
+        provenance["labels"] = labels
     return BiasReport(
         metrics=metrics,
         details=details,
