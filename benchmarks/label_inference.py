@@ -122,7 +122,7 @@ def shrinkage_by_nll(fair: Any, calibration: EmbeddingSet) -> tuple[Any, dict[st
         chosen[label] = best.shrinkage
     out = copy.copy(fair)
     out.label_models_ = models
-    out._cache = OrderedDict()
+    out._cache = GalleryCache()
     return out, chosen
 
 
