@@ -54,7 +54,13 @@ from xcm_debias.calibration.crossfit import (
     processors_from_config,
     scoring_from_config,
 )
-from xcm_debias.calibration.evaluation import Outcomes, bias, fold_outcomes, pooled_metrics
+from xcm_debias.calibration.evaluation import (
+    Outcomes,
+    bias,
+    fold_outcomes,
+    named_culture_loss,
+    pooled_metrics,
+)
 from xcm_debias.calibration.folds import item_folds
 from xcm_debias.calibration.selection import Candidate, Selection
 from xcm_debias.data import EmbeddingSet
@@ -407,6 +413,12 @@ class RecallGuard:
                     f"{direction} recall@1 {label}: loss {loss:.3f} {op} {self.z:g}·SE {se:.3f} > "
                     f"{self.max_recall_loss:g}"
                 )
+        named = named_culture_loss(base, candidate)  # culture-explicit queries (t2i) only
+        if named is not None and named[0] - self.z * named[1] > self.max_recall_loss + 1e-12:
+            reasons.append(
+                f"t2i named_culture@1: loss {named[0]:.3f} − {self.z:g}·SE {named[1]:.3f} > "
+                f"{self.max_recall_loss:g}"
+            )
         key = f"{direction}/hubness_skew@10"
         if key in metrics and key in base_metrics:
             if metrics[key] > base_metrics[key] + self.hubness_tolerance:
