@@ -56,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     train.add_argument(
         "--explicit-rate",
         type=float,
-        help="share of captions that name their image's culture in words (default 0.25)",
+        help="share of captions that name their image's culture in words (default 0.5)",
     )
     train.add_argument(
         "--threads", type=int, help="torch threads (default 2: the budget is 2 CPU cores)"

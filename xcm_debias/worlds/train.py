@@ -62,7 +62,7 @@ class TrainConfig:
     native_rate: float = 0.5
     low_resource_native_rate: float = 0.15
     english_rate: float = 0.9
-    explicit_rate: float = 0.25
+    explicit_rate: float = 0.5
     width: int = 16
     epochs: int = 10
     batch_size: int = 256
