@@ -79,6 +79,11 @@ def _stage(cls: str, **params: Any) -> dict[str, Any]:
 DEFAULT_PROCESSORS: dict[str, StageList] = {
     "none": [],
     "LanguageAlignment": [_stage("LanguageAlignment", method="ridge", target="centroid")],
+    # then remove each language's remaining mean culture preference (keeps asked-for culture)
+    "LanguageAlignment → Decoupler(preference)": [
+        _stage("LanguageAlignment", method="ridge", target="centroid"),
+        _stage("CultureLanguageDecoupler", method="preference"),
+    ],
 }
 #: text→image score-stage options (GroupBalance needs image cultures; the hubness reducers
 #: lift the recall of poorly resolved languages, whose queries hubs capture)
@@ -111,7 +116,7 @@ DEFAULT_I2T: dict[str, StageList] = {
     },
 }
 #: stages that read the images' culture label (skipped when calibration images carry none)
-CULTURE_STAGES = {"GroupBalance"}
+CULTURE_STAGES = {"GroupBalance", "CultureLanguageDecoupler"}
 
 
 class RecallGuard:
@@ -241,7 +246,7 @@ class RecallGuard:
                 f"{self.min_items_for_scoring}): score stages skipped; a calibration gallery that "
                 "small cannot show what they cost on a larger one"
             )
-        elif not has_culture:  # only text→image stages read the images' culture
+        elif not has_culture:  # text→image stages and the decoupler read the images' culture
             dropped = [
                 name
                 for name, stages in options["t2i"].items()
@@ -249,10 +254,19 @@ class RecallGuard:
             ]
             for name in dropped:
                 del options["t2i"][name]
-            if dropped:
+            skipped = [
+                name
+                for name, stages in options["processors"].items()
+                if any(s["class"] in CULTURE_STAGES for s in stages)
+            ]
+            for name in skipped:
+                del options["processors"][name]
+            parts = [f"processors: {', '.join(skipped)}"] if skipped else []
+            parts += [f"t2i: {', '.join(dropped)}"] if dropped else []
+            if parts:
                 notes.append(
-                    f"no culture labels on the calibration images: culture stages skipped "
-                    f"(t2i: {', '.join(dropped)})"
+                    "no culture labels on the calibration images: culture stages skipped "
+                    f"({'; '.join(parts)})"
                 )
         return options
 
