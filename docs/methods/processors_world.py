@@ -151,7 +151,7 @@ def measure(name: str, seed: int) -> dict[str, float]:
         min(metrics[f"t2i/own_culture@1/lang={lang}"] for lang in high),
         max(metrics[f"t2i/own_culture@1/lang={lang}"] for lang in high),
     )
-    row["max_l |own − chance|"] = max(
+    row["max_l \\|own − chance\\|"] = max(
         abs(metrics[f"t2i/own_culture_excess@1/lang={lang}"]) for lang in CULTURE_OF_LANGUAGE
     )
     return row
