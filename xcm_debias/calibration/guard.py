@@ -247,22 +247,16 @@ class RecallGuard:
                 "small cannot show what they cost on a larger one"
             )
         elif not has_culture:  # text→image stages and the decoupler read the images' culture
-            dropped = [
-                name
-                for name, stages in options["t2i"].items()
-                if any(s["class"] in CULTURE_STAGES for s in stages)
-            ]
-            for name in dropped:
-                del options["t2i"][name]
-            skipped = [
-                name
-                for name, stages in options["processors"].items()
-                if any(s["class"] in CULTURE_STAGES for s in stages)
-            ]
-            for name in skipped:
-                del options["processors"][name]
-            parts = [f"processors: {', '.join(skipped)}"] if skipped else []
-            parts += [f"t2i: {', '.join(dropped)}"] if dropped else []
+            parts = []
+            for kind in ("processors", "t2i"):
+                dropped = [
+                    name
+                    for name, stages in options[kind].items()
+                    if any(s["class"] in CULTURE_STAGES for s in stages)
+                ]
+                for name in dropped:
+                    del options[kind][name]
+                parts += [f"{kind}: {', '.join(dropped)}"] if dropped else []
             if parts:
                 notes.append(
                     "no culture labels on the calibration images: culture stages skipped "

@@ -200,11 +200,7 @@ class CultureLanguageDecoupler(PostProcessor):
         self.fitted_meta = {"languages": languages, "cultures": culture_names}
 
     def _fit_orthogonal(self, calibration: EmbeddingSet, texts: EmbeddingSet, who: str) -> None:
-        image_mask = calibration.modality == "image"
-        if not image_mask.any():
-            raise ValueError(f"{who}: expected calibration image rows (with a culture), got none")
-        images = calibration[image_mask]
-        images.require_label("culture", who, "calibration image row")
+        images = _culture_images(calibration, who)
         languages, lang_codes = _stats.classes_and_codes(texts.language, who, "language", 2)
         cultures, cult_codes = _stats.classes_and_codes(images.culture, who, "culture", 1)
         if len(languages) < 2 or len(cultures) < 2:
@@ -243,11 +239,7 @@ class CultureLanguageDecoupler(PostProcessor):
         }
 
     def _fit_preference(self, calibration: EmbeddingSet, texts: EmbeddingSet, who: str) -> None:
-        image_mask = calibration.modality == "image"
-        if not image_mask.any():
-            raise ValueError(f"{who}: expected calibration image rows (with a culture), got none")
-        images = calibration[image_mask]
-        images.require_label("culture", who, "calibration image row")
+        images = _culture_images(calibration, who)
         implicit = _implicit(texts)
         if not implicit.any():
             raise ValueError(
@@ -301,6 +293,16 @@ class CultureLanguageDecoupler(PostProcessor):
         projected = _stats.remove_low_rank(x, self.mean, self.basis.T, self.basis)
         codes = _stats.language_codes(data, self.fitted_meta["languages"], self._who("transform"))
         return _stats.subtract_group_rows(projected, codes, self.preference)
+
+
+def _culture_images(calibration: EmbeddingSet, who: str) -> EmbeddingSet:
+    """The calibration image rows, each with a culture (else a clear error)."""
+    image_mask = calibration.modality == "image"
+    if not image_mask.any():
+        raise ValueError(f"{who}: expected calibration image rows (with a culture), got none")
+    images = calibration[image_mask]
+    images.require_label("culture", who, "calibration image row")
+    return images
 
 
 def _implicit(texts: EmbeddingSet) -> np.ndarray:
