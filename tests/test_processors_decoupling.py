@@ -248,3 +248,51 @@ def test_save_load_gives_identical_outputs(method: str, tmp_path: object) -> Non
     proc = CultureLanguageDecoupler(method=method).fit(world)
     loaded = PostProcessor.load(proc.save(tmp_path / "d.safetensors"))  # type: ignore[operator]
     assert torch.equal(loaded.transform(world).embeddings, proc.transform(world).embeddings)
+
+
+def _named_world(seed: int = 8) -> EmbeddingSet:
+    """Items shown in 3 cultures; every other item's captions name a culture (+ its direction),
+    German captions are pulled to culture "de" (the bias), all plus noise."""
+    world = make_world(n_items=120, dim=16, tug=0.5, images_per_item=3, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    directions = {c: torch.randn(16, generator=g, dtype=torch.float64) for c in world.cultures()}
+    named = np.full(len(world), "", dtype="<U4")
+    x = world.embeddings.double().clone()
+    for k, item in enumerate(sorted(set(world.item.tolist()))[::2]):
+        culture = world.cultures()[k % 3]
+        rows = (world.item == item) & (world.modality == "text")
+        named[rows] = culture
+        x[torch.from_numpy(rows)] += 0.8 * directions[culture]
+    for culture, direction in directions.items():  # images of a culture show its direction
+        x[torch.from_numpy(world.culture == culture)] += 0.8 * direction
+    return world.with_embeddings(x / x.norm(dim=1, keepdim=True)).with_labels(named_culture=named)
+
+
+def test_a_full_culture_eraser_fails_named_culture_and_the_preference_shift_keeps_it() -> None:
+    from xcm_debias import BiasReport, Debiased, ExactRetriever
+    from xcm_debias.processors._stats import one_hot, prepare, remove_low_rank
+    from xcm_debias.processors.language_projection import leace_factors
+
+    world = _named_world()
+    first = np.isin(world.item, sorted(set(world.item.tolist()))[:60])
+    calib, test = world[first], world[~first]
+    before = BiasReport.evaluate(ExactRetriever(), test).metrics["t2i/named_culture@1"]
+    # LEACE of culture from every row, fitted on the images' cultures and the named cultures
+    named = calib.extra["named_culture"]
+    rows = (calib.modality == "image") | (named != "")
+    labels = np.where(calib.modality == "image", calib.culture, named)[rows]
+    cultures, codes = np.unique(labels, return_inverse=True)
+    fit_x = prepare(calib.embeddings[torch.from_numpy(rows)], True)
+    left, right, mean = leace_factors(fit_x, one_hot(codes, len(cultures)), "ledoit-wolf")
+    erased = test.with_embeddings(
+        remove_low_rank(prepare(test.embeddings, True), mean, right, left).float()
+    )
+    after_erasure = BiasReport.evaluate(ExactRetriever(), erased).metrics
+    kept = Debiased(ExactRetriever(), CultureLanguageDecoupler(method="preference")).fit(calib)
+    after_shift = BiasReport.evaluate(kept, test).metrics
+    # 30 explicit test items × 3 languages; chance 1/3 (each item shown in 3 cultures).
+    # Measured: 1.000 before, 0.333 after the eraser, 1.000 after the preference shift
+    assert after_erasure["t2i/named_culture_chance"] == pytest.approx(1 / 3)
+    assert before > 0.95
+    assert after_erasure["t2i/named_culture@1"] < 0.45  # asked-for culture wiped out
+    assert after_shift["t2i/named_culture@1"] >= before - 0.01  # asked-for culture kept
