@@ -3,7 +3,7 @@
     python benchmarks/recall_guard_world.py                 # both modes, writes the JSON
     python benchmarks/recall_guard_world.py --mode small --seeds 0 1
 
-* ``full`` (world seeds 0-2, 60 calibration / 240 test items): the ten targets of
+* ``full`` (world seeds 0-2, 60 calibration / 240 test items): the targets of
   ``benchmarks/methods_on_world.py`` (means over seeds), guarded pipeline against the plain
   retriever, and the configuration the guard chose per seed.
 * ``small`` (world seeds 0-4, ``n_items=60``: 12 calibration / 48 test items): recall@1 per
