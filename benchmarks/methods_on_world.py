@@ -397,7 +397,10 @@ def check_targets(base: dict[str, float], rec: dict[str, float]) -> list[tuple[s
     return checks
 
 
-NOTES = """**Why image→text language TV needs ExposureShuffle.** After LanguageAlignment an
+NOTES = """The two notes below were measured on world v2 (before culture-explicit captions) and
+have not been re-measured on world v3; their figures illustrate the mechanisms, not v3.
+
+**Why image→text language TV needs ExposureShuffle.** After LanguageAlignment an
 image's captions in the nine languages are near ties, so its top-1 language turns on tiny
 item-level residuals, and the 8 images of an item tend to pick the same language (the most
 common top-1 language of an item's images holds 0.62–0.63 of them on seeds 10–11, against 0.31
