@@ -45,6 +45,7 @@ from xcm_debias.calibration.labels import LabelClassifier  # noqa: E402
 from xcm_debias.configs import build, get_config  # noqa: E402
 from xcm_debias.gallery_cache import GalleryCache  # noqa: E402
 from xcm_debias.processors import (
+    Chain,  # noqa: E402
     LanguageAlignment,  # noqa: E402
     _stats,  # noqa: E402
 )
@@ -146,14 +147,19 @@ class MixedAlignment(LanguageAlignment):
 
 def mixed(fair: Any) -> Any:
     """A shallow copy of the fitted chain whose alignment mixes its maps by posterior."""
-    source = fair.processors
+    chain = isinstance(fair.processors, Chain)
+    source = fair.processors.steps[0] if chain else fair.processors
     assert isinstance(source, LanguageAlignment), "the recommended chain starts with alignment"
     mix = MixedAlignment(**source.get_params())
     for name, value in source.state_dict().items():
         mix.set_state(name, value)
     mix.fitted_meta = dict(source.fitted_meta)
     out = copy.copy(fair)
-    out.processors = mix
+    if chain:  # alignment, then the chain's other fitted steps as they are
+        out.processors = copy.copy(fair.processors)
+        out.processors.steps = torch.nn.ModuleList([mix, *fair.processors.steps[1:]])
+    else:
+        out.processors = mix
     out._cache = GalleryCache()
     return out
 
