@@ -14,12 +14,13 @@ from test_label_models import corpus
 
 from xcm_debias import EmbeddingSet
 from xcm_debias.calibration.labels import (
+    UNDETERMINED,
     CalibrationLabelWarning,
     LabelClassifier,
     complete_calibration,
 )
 from xcm_debias.configs import build
-from xcm_debias.soft_labels import inferred_rows, soft_labels
+from xcm_debias.soft_labels import UnseenGroupWarning, inferred_rows, soft_labels
 
 CALIB = corpus(strength=12.0)
 TEST = corpus(strength=12.0, seed=1)
@@ -141,3 +142,26 @@ def test_random_missing_labels_in_calibration_and_at_search_never_raise(
             ranking = fair.search(queries, gallery, 4)
             assert ranking.indices.shape == (len(queries), 4)
             assert torch.isfinite(ranking.scores).all()
+
+
+def test_a_label_no_classifier_could_learn_leaves_unlabelled_rows_at_the_identity() -> None:
+    # 'en' keeps one labelled calibration image: too few for a culture classifier, so search-time
+    # images without a culture cannot be inferred; they get no offset and a warning, not an error
+    culture_removed = np.zeros(30, dtype=bool)
+    culture_removed[[1, 4, 10, 13, 16, 19, 22, 25, 28]] = True
+    fair = fit_quietly("world_tuned", without(CALIB, np.zeros(90, dtype=bool), culture_removed))
+    assert "skipped" in fair.label_models_.summary()["culture"]
+    last = np.zeros(30, dtype=bool)
+    last[29] = True
+    test = without(TEST, np.zeros(90, dtype=bool), last)
+    with pytest.warns(UnseenGroupWarning, match="1 rows without a 'culture' label"):
+        filled = fair.label_models_.fill(test.images)
+    assert filled.culture[29] == UNDETERMINED and inferred_rows(filled, "culture")[29]
+    assert soft_labels(filled[[29]], "culture", ["de", "en", "sw"]).tolist() == [[0.0, 0.0, 0.0]]
+    gb = fair.scorers_["t2i"][0]
+    columns = gb.gallery_columns(filled.normalized()).columns
+    assert torch.count_nonzero(columns[29]) == 0  # the identity: no culture offset
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ranking = fair.search(test.texts, test.images, 4)
+    assert torch.isfinite(ranking.scores).all()

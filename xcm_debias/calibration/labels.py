@@ -50,10 +50,13 @@ from xcm_debias.calibration.folds import item_folds
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.fitted import FittedModule, restore_buffers
 from xcm_debias.processors import _stats
-from xcm_debias.soft_labels import _relabelled, inferred_rows, with_inferred
+from xcm_debias.soft_labels import UnseenGroupWarning, _relabelled, inferred_rows, with_inferred
 
 #: (label, modality) pairs a pipeline can infer: languages of texts, cultures of images.
 LABEL_MODALITIES: dict[str, str] = {"language": "text", "culture": "image"}
+#: the label a missing row gets when no classifier could be fitted for it (ISO 639-2
+#: "undetermined"); it carries no probability on any class, so stages treat the row as unseen
+UNDETERMINED = "und"
 ECE_BINS = 15
 _Module = TypeVar("_Module", "LabelClassifier", "LabelModels")
 
@@ -293,7 +296,10 @@ class LabelModels(FittedModule):
         """``data`` with every missing label that a classifier covers inferred (soft labels).
 
         Rows that carry the label, rows of another modality and rows already inferred are kept
-        as they are; returns ``data`` itself when nothing is missing.
+        as they are; returns ``data`` itself when nothing is missing. A label whose classifier
+        the calibration set could not teach (``summary()`` says why) is filled as
+        :data:`UNDETERMINED` with no probability on any class, so every stage gives those rows
+        the identity (no offset, no map), with an ``UnseenGroupWarning`` counting them.
         """
         if not isinstance(data, EmbeddingSet):
             raise TypeError(f"data: expected an EmbeddingSet, got {type(data).__name__}")
@@ -306,6 +312,8 @@ class LabelModels(FittedModule):
             confident = probs.max(axis=1) >= float(self.threshold)
             best = np.asarray(model.classes)[probs.argmax(axis=1)]
             data = with_inferred(data, label, missing, model.classes, probs, best, confident)
+        for label in self.fitted_meta.get("skipped", {}):
+            data = _undetermined(data, label)
         return data
 
     def summary(self) -> dict[str, Any]:
@@ -508,11 +516,40 @@ def used_labels(processors: Any, scorers: Iterable[Any]) -> list[str]:
     return [label for label in LABEL_MODALITIES if label in names]
 
 
+def _undetermined(data: EmbeddingSet, label: str) -> EmbeddingSet:
+    """``data`` with the rows lacking ``label`` (of its modality) marked inferred as
+    :data:`UNDETERMINED`, with zero posteriors; a warning counts them."""
+    missing = (data.modality == LABEL_MODALITIES[label]) & (data.label(label) == "")
+    n = int(missing.sum())
+    if not n:
+        return data
+    warnings.warn(
+        UnseenGroupWarning(
+            f"LabelModels.fill: no {label!r} classifier (the calibration set could not teach "
+            f"one); {n} rows without a {label!r} label get the identity",
+            who="LabelModels",
+            values=[UNDETERMINED],
+            rows=n,
+        ),
+        stacklevel=3,
+    )
+    return with_inferred(
+        data,
+        label,
+        missing,
+        [],
+        np.zeros((n, 0), dtype=np.float32),
+        np.full(n, UNDETERMINED),
+        np.zeros(n, dtype=bool),
+    )
+
+
 __all__ = [
     "LABEL_MODALITIES",
     "CalibrationLabelWarning",
     "LabelClassifier",
     "LabelModels",
+    "UNDETERMINED",
     "complete_calibration",
     "expected_calibration_error",
     "fit_lda",
