@@ -40,3 +40,30 @@ def unit_rows(x: torch.Tensor) -> torch.Tensor:
     """Rows scaled to unit L2 norm (all-zero rows stay zero); a new tensor, safe for any
     finite row (see the module docstring)."""
     return torch.nn.functional.normalize(safe_scaled_rows(x), dim=1)
+
+
+#: rows whose float32 norm is within this of 1 count as unit rows and are used as they are
+UNIT_TOLERANCE = 2.0**-20
+
+
+def cosine_rows(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as float32 rows of unit norm, the way the exact search scores them.
+
+    Rows already of unit norm (within :data:`UNIT_TOLERANCE`, about 1e-6: rows that went through
+    any normalisation in float32) are kept bit for bit; only the others are divided by their
+    norm (safely, as :func:`unit_rows`). A block of unit float32 rows comes back as ``x`` itself
+    (no copy), so normalised galleries are never copied. Each row's result depends on that row
+    alone, so a gallery prepared whole or tile by tile gives the same rows.
+    """
+    # float64 rows beyond float32's range are first scaled by powers of two in float64
+    rows = (safe_scaled_rows(x) if x.dtype == torch.float64 else x).float()
+    norms = torch.linalg.vector_norm(rows, dim=1)
+    unit = (norms - 1).abs_() <= UNIT_TOLERANCE
+    if bool(unit.all()):
+        return rows
+    scaled = safe_scaled_rows(rows)
+    if scaled is not rows:
+        norms = torch.linalg.vector_norm(scaled, dim=1)
+    if bool((norms == 0).any()):
+        raise ValueError("rows: expected non-zero rows, got an all-zero row")
+    return scaled / torch.where(unit, 1.0, norms)[:, None]
