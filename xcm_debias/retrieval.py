@@ -12,6 +12,7 @@ from xcm_debias._validation import check_positive_int
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.plain_vectors import PlainOrSet, as_vectors
 from xcm_debias.safe_norm import cosine_rows
+from xcm_debias.shards import ShardedGallery
 from xcm_debias.ties import duplicate_rows, expand_topk
 from xcm_debias.topk import blockwise_ranks, row_tiles, tile_topk
 
@@ -110,12 +111,15 @@ class ExactRetriever:
         """Rows as they are scored: float32, unit rows when ``normalize``."""
         return cosine_rows(x) if self.normalize else x.float()
 
-    def search(self, queries: PlainOrSet, gallery: PlainOrSet, k: int) -> Ranking:
+    def search(self, queries: PlainOrSet, gallery: PlainOrSet | ShardedGallery, k: int) -> Ranking:
         """Top-``k`` gallery rows for each query (``k`` capped at the gallery size).
 
         Equal gallery rows score equally and come by lower index, whatever ``block_size``
-        (each distinct row is scored once, see :mod:`xcm_debias.ties`).
+        (each distinct row is scored once, see :mod:`xcm_debias.ties`). ``gallery`` may also
+        be a :class:`~xcm_debias.shards.ShardedGallery` on disk, streamed tile by tile.
         """
+        if isinstance(gallery, ShardedGallery):
+            return self._search_shards(queries, gallery, k)
         q, g = query_gallery_vectors(queries, gallery)
         k = check_positive_int(k, "k")
         groups = duplicate_rows(g)
@@ -124,6 +128,23 @@ class ExactRetriever:
         idx, scores = tile_topk(self._prepare(q), tiles, len(distinct), k, self.block_size)
         if groups is not None:
             idx, scores = expand_topk(groups, idx, scores, k)
+        return Ranking(indices=idx, scores=scores)
+
+    def _search_shards(self, queries: PlainOrSet, gallery: ShardedGallery, k: int) -> Ranking:
+        """The search over shards on disk: the same tiles as the in-memory search of the
+        concatenated rows, read ahead by a background thread.
+
+        Duplicate rows are not grouped here (that needs the whole gallery at once): equal rows
+        still tie when their tile products agree, which BLAS gives for rows of full tiles.
+        """
+        q = as_vectors(queries, "queries")
+        if q.shape[1] != gallery.dim:
+            raise ValueError(
+                f"gallery: expected dimension {q.shape[1]} (as queries), got {gallery.dim}"
+            )
+        k = check_positive_int(k, "k")
+        tiles = ((start, self._prepare(rows)) for start, rows in gallery.tiles(self.block_size))
+        idx, scores = tile_topk(self._prepare(q), tiles, gallery.n_rows, k, self.block_size)
         return Ranking(indices=idx, scores=scores)
 
     def rank_of(
