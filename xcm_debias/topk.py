@@ -7,7 +7,7 @@ broken by the lower gallery index (the order a stable dense argsort gives).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -186,6 +186,22 @@ def tile_topk(
     if expected != n_rows:
         raise ValueError(f"tiles: expected {n_rows} gallery rows, got {expected}")
     return top.indices, top.values
+
+
+def merge_topk(
+    parts: Sequence[tuple[torch.Tensor, torch.Tensor]], k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact top-``k`` of a gallery from the top-``k`` lists of its consecutive parts.
+
+    ``parts``: ``(indices [Q, k_i], scores [Q, k_i])`` per part, in gallery order, indices
+    global, each list best first with ties by lower index (what :func:`tile_topk` returns).
+    Every index of a later part exceeds every index of an earlier one, so a stable descending
+    sort of the concatenated lists keeps equal scores in increasing index order.
+    """
+    indices = torch.cat([torch.as_tensor(i, dtype=torch.int64) for i, _ in parts], dim=1)
+    scores = torch.cat([torch.as_tensor(v, dtype=torch.float32) for _, v in parts], dim=1)
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    return torch.gather(indices, 1, order), torch.gather(scores, 1, order)
 
 
 def row_tiles(
