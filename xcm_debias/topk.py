@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from xcm_debias._validation import as_float_matrix, as_gallery_indices, check_positive_int
+from xcm_debias.gemm import matmul_into
 from xcm_debias.ties import DuplicateRows, rows_ahead_in_groups
 
 
@@ -24,12 +25,9 @@ class TileProducts:
     4096² tiles); one buffer per pass avoids it. A returned tile is overwritten by the next
     call: callers keep only what they copy out of it.
 
-    The product runs through numpy's ``matmul`` (the OpenBLAS that numpy wheels ship) on views
-    of the same memory: on the AMD EPYC benchmark machine its float32 GEMM ran about 20% faster
-    per core than torch's MKL (MKL takes a slower path on non-Intel CPUs), which is what faiss
-    (also OpenBLAS) had over the exact search. Every product of the exact search, of rank
-    counting and of the score stages' gallery passes goes through here, so all of them see
-    the same bits for the same tile.
+    Products go through :func:`xcm_debias.gemm.matmul_into` (the faster BLAS at hand); every
+    product of the exact search, of rank counting and of the score stages' gallery passes goes
+    through here, so all of them see the same bits for the same tile.
     """
 
     def __init__(self, rows: int, cols: int) -> None:
@@ -37,13 +35,7 @@ class TileProducts:
 
     def __call__(self, q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         out = self._buffer[: q.shape[0] * g.shape[0]].view(q.shape[0], g.shape[0])
-        np.matmul(_numpy32(q), _numpy32(g).T, out=out.numpy())
-        return out
-
-
-def _numpy32(x: torch.Tensor) -> np.ndarray:
-    """``x`` as a float32 numpy array (a view when it already is float32 on the CPU)."""
-    return x.detach().float().numpy()
+        return matmul_into(q.float(), g.float().T, out)
 
 
 def _block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
