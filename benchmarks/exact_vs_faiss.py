@@ -15,6 +15,8 @@ cases interleaved round by round, best round kept:
   the tile products and the running top-k);
 * ``ExactRetriever (float16 gallery)``: the same with the gallery stored as float16 (half the
   memory; products accumulated in float32);
+* ``ExactRetriever (torch GEMM)``: float32 gallery, products through torch's BLAS
+  (``xcm_debias.gemm.BACKEND = "torch"``) instead of numpy's;
 * ``bare matmul``: ``q @ gᵀ`` through numpy (OpenBLAS) in 4096-row gallery blocks, no top-k —
   the arithmetic alone, for scale.
 
@@ -36,7 +38,7 @@ import numpy as np
 from _data import queries_and_gallery
 from _harness import interleaved, machine, print_table, write_json
 
-from xcm_debias import EmbeddingSet, ExactRetriever
+from xcm_debias import EmbeddingSet, ExactRetriever, gemm
 
 K = 10
 TIE_TOLERANCE = 1e-6
@@ -57,6 +59,7 @@ def case_faiss(p: dict[str, Any]):
 
 
 def case_exact(p: dict[str, Any]):
+    gemm.BACKEND = p.get("backend", gemm.BACKEND)
     queries, gallery = _inputs(p)
     if p.get("half"):
         gallery = gallery.with_embeddings(gallery.embeddings.half())
@@ -126,6 +129,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "exact_vs_faiss",
                     "case_exact",
                     {**p, "half": True},
+                ),
+                (
+                    "ExactRetriever (torch GEMM)",
+                    "exact_vs_faiss",
+                    "case_exact",
+                    {**p, "backend": "torch"},
                 ),
                 ("bare matmul (no top-k)", "exact_vs_faiss", "case_matmul", p),
             ],

@@ -8,6 +8,11 @@ So products of CPU float32 tensors go through numpy on views of the same memory 
 anything else (another dtype or device) through torch. Both compute each entry as a float32
 dot product; which one ran never changes a result beyond float32 rounding, and within one
 process every product of a given shape takes the same path.
+
+``BACKEND`` (``"numpy"``, the default, or ``"torch"``) chooses for CPU float32 products; set it
+once, before searching, e.g. on an Intel CPU where MKL is the faster, or to keep every thread
+in torch's pool (OpenBLAS keeps its own worker threads, which spin for a while after each
+product). ``benchmarks/exact_vs_faiss.py`` measures both.
 """
 
 from __future__ import annotations
@@ -15,10 +20,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+BACKEND = "numpy"
+
 
 def matmul_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """``out = a @ b`` (``[m, k] @ [k, n]``; ``b`` may be a transposed view) and return ``out``."""
-    if _numpy_ready(a) and _numpy_ready(b) and _numpy_ready(out) and out.is_contiguous():
+    if (
+        BACKEND == "numpy"
+        and _numpy_ready(a)
+        and _numpy_ready(b)
+        and _numpy_ready(out)
+        and out.is_contiguous()
+    ):
         np.matmul(a.detach().numpy(), b.detach().numpy(), out=out.detach().numpy())
         return out
     return torch.matmul(a, b, out=out)
