@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "time_s",
             "speedup_vs_1_worker",
             "vs_in_process",
-            "equal_to_in_process",
+            "same_indices",
+            "max_score_diff",
             "load_1min_after",
         ],
     )
