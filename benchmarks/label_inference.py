@@ -25,7 +25,6 @@ import copy
 import json
 import sys
 import warnings
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from methods_on_world import check_targets, measure  # noqa: E402
 
 from xcm_debias import EmbeddingSet, ExactRetriever  # noqa: E402
 from xcm_debias.configs import build, get_config  # noqa: E402
+from xcm_debias.gallery_cache import GalleryCache  # noqa: E402
 from xcm_debias.processors import (
     LanguageAlignment,  # noqa: E402
     _stats,  # noqa: E402
@@ -117,7 +117,7 @@ def mixed(fair: Any) -> Any:
     mix.fitted_meta = dict(source.fitted_meta)
     out = copy.copy(fair)
     out.processors = mix
-    out._cache = OrderedDict()
+    out._cache = GalleryCache()
     return out
 
 

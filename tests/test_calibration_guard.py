@@ -8,11 +8,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from scipy.stats import norm
 
 import xcm_debias
 from xcm_debias import Debiased, EmbeddingSet, ExactRetriever
 from xcm_debias.calibration.evaluation import Outcomes, bias
-from xcm_debias.calibration.guard import RecallGuard
+from xcm_debias.calibration.guard import RecallGuard, group_margin
 from xcm_debias.calibration.selection import Selection
 from xcm_debias.worlds import world_calibration_test
 
@@ -55,7 +56,7 @@ def test_paired_loss_plus_z_standard_errors_decides_admissibility():
     # d = base − cand: nine 0s and one 1; mean 0.1, sample sd sqrt(0.1), SE sqrt(0.1)/sqrt(10) = 0.1
     strict = RecallGuard(max_recall_loss=0.15, z=1.0)
     (reason,) = strict._violations(base, cand, {}, {})
-    assert "loss 0.100 + 1·SE 0.100 > 0.15" in reason
+    assert "loss 0.100 + 1.00·SE 0.100 > 0.15" in reason
     assert RecallGuard(max_recall_loss=0.2, z=1.0)._violations(base, cand, {}, {}) == []
     assert RecallGuard(max_recall_loss=0.1, z=0.0)._violations(base, cand, {}, {}) == []
 
@@ -66,7 +67,34 @@ def test_each_group_is_guarded_not_only_the_mean():
     cand = _outcomes([1] * 5 + [1, 1, 1, 0, 0], groups)  # Swahili loses 2 of 5, overall 2 of 10
     reasons = RecallGuard(max_recall_loss=0.25, z=0.0)._violations(base, cand, {}, {})
     # sw differences 0,0,0,1,1: mean 0.4, sample sd sqrt(0.3), SE sqrt(0.3)/sqrt(5) = 0.245
-    assert reasons == ["t2i recall@1 group sw: loss 0.400 − 0·SE 0.245 > 0.25"]
+    assert reasons == ["t2i recall@1 group sw: loss 0.400 − 0.00·SE 0.245 > 0.25"]
+
+
+def test_group_margin_is_the_bonferroni_quantile():
+    # independent implementation: scipy's normal quantile of 1 − Φ(−z)/G
+    for z, groups in [(1.0, 8), (1.0, 2), (2.0, 5), (0.5, 1)]:
+        expected = norm.ppf(1.0 - norm.cdf(-z) / groups)
+        assert group_margin(z, groups) == pytest.approx(expected, rel=1e-9)
+    assert group_margin(1.0, 1) == pytest.approx(1.0, rel=1e-9)
+    # Φ⁻¹(1 − 0.158655/8) = Φ⁻¹(0.980168)
+    assert group_margin(1.0, 8) == pytest.approx(2.0572, abs=1e-4)
+    assert group_margin(0.0, 8) == 0.0
+
+
+def test_a_group_is_rejected_only_beyond_the_bonferroni_margin():
+    # 2 groups at z = 1: margin Φ⁻¹(1 − 0.15866/2) = 1.4097. sw differences 0,0,0,1,1 (loss 0.4,
+    # SE 0.245): 0.4 − 1.4097·0.245 = 0.0547 — rejected at a guard of 0.05, admitted at 0.06
+    groups = ["de"] * 5 + ["sw"] * 5
+    base = _outcomes([1] * 10, groups)
+    cand = _outcomes([1] * 5 + [1, 1, 1, 0, 0], groups)
+    loose = dict(z=1.0)
+    reasons = RecallGuard(max_recall_loss=0.05, **loose)._violations(base, cand, {}, {})
+    assert "t2i recall@1 group sw: loss 0.400 − 1.41·SE 0.245 > 0.05" in reasons
+    # overall: loss 0.2 + 1·SE 0.133 = 0.333: above either guard, so only the group line differs
+    assert not any(
+        "group" in r
+        for r in RecallGuard(max_recall_loss=0.06, **loose)._violations(base, cand, {}, {})
+    )
 
 
 def test_hubness_constraint_uses_the_tolerance():

@@ -64,3 +64,18 @@ def test_bad_arguments_are_named():
         FaissRetriever().save_index("x.faiss")
     with pytest.raises(ValueError, match="gallery: expected dimension"):
         FaissRetriever().search(q, EmbeddingSet(torch.randn(5, 3), modality="image"), 1)
+
+
+def test_a_tie_that_straddles_the_cut_keeps_the_lower_indices():
+    # 64 distinct rows (a, 2 − a) all score 2 against the query (1, 1), one row scores 3: the
+    # top-4 are row 64, then rows 0, 1, 2 — faiss's heap alone keeps arbitrary members of the tie
+    a = torch.linspace(-3.0, 5.0, 64)
+    rows = torch.cat([torch.stack([a, 2.0 - a], dim=1), torch.tensor([[1.5, 1.5]])])
+    gallery = EmbeddingSet(rows, modality=["image"] * 65)
+    queries = EmbeddingSet(torch.tensor([[1.0, 1.0], [1.0, 1.0]]), modality=["text"] * 2)
+    for k in (1, 4, 10):
+        got = FaissRetriever("flat", normalize=False).search(queries, gallery, k)
+        want = ExactRetriever(normalize=False).search(queries, gallery, k)
+        assert got.indices.tolist() == [[64, *range(k - 1)]] * 2
+        assert torch.equal(got.indices, want.indices)
+        torch.testing.assert_close(got.scores, want.scores)

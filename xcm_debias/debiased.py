@@ -8,24 +8,18 @@
   queries, image gallery: query bank = calibration texts, gallery bank = calibration images)
   and ``"i2t"`` (the reverse). One scorer given for both directions is cloned per direction, so
   each direction has its own banks; a mapping ``{"t2i": ..., "i2t": ...}`` gives each its own.
-  Score stages are fitted in order, each on the scores left by the earlier ones. ``fit`` sees
-  the calibration rows only, never a test row; ``search`` never changes the fitted state.
-* **search(queries, gallery, k)** transforms the gallery once (cached by object identity plus a
-  fingerprint of all its bytes; an entry lives only as long as the caller's gallery object,
-  and ``clear_cache()`` releases all) and each query batch on the fly, then applies the score stages as
-  offsets: the gallery row becomes ``[g, v(g), pad(g)] / R`` and the query ``[q, u(q), 0] /
-  |[q, u(q)]|``, whose inner product is ``score(q, g) = q·g + u(q)·v(g)`` up to a positive
-  per-query factor. ``pad`` gives every gallery row the same norm ``R``, so the reduction is
-  exact on inner-product, cosine and L2 indexes alike (the MIPS-to-NN reduction). Scores are
-  returned in ``score`` units (the factor is undone): for the inverted softmax, ``s − log Z/β``.
-  Dynamic (gated) stages take each query's top-1 with one ``k = 1`` search of the wrapped
-  retriever on the scores before that stage — except a gated *last* stage under an
-  ``ExactRetriever``: there the gate and the offset top-k come from one pass over the gallery
-  (:class:`xcm_debias.gated_topk.GatedOffsetIndex`, same results), so QB-Norm costs about what
-  plain retrieval does.
-* **rank_of(queries, gallery, targets)** ranks through the same vectors and gates (the one-pass
-  gated index's own ``rank_of`` when ``search`` uses it), so full-rank metrics agree with
-  ``search``.
+  Score stages are fitted in order, each on the scores left by the earlier ones
+  (:mod:`xcm_debias.calibration.crossfit`). ``fit`` sees the calibration rows only, never a
+  test row; ``search`` never changes the fitted state.
+* **search(queries, gallery, k)** transforms the gallery once (kept in a
+  :class:`~xcm_debias.gallery_cache.GalleryCache`: by object identity plus a fingerprint of all
+  its bytes, only as long as the caller's gallery object lives; ``clear_cache()`` releases all)
+  and each query batch on the fly, then applies the score stages as offsets the wrapped
+  retriever ranks by (:mod:`xcm_debias.scored_search`); scores come back in score units.
+* **rank_of(queries, gallery, targets)** ranks through the same vectors and gates, so full-rank
+  metrics agree with ``search``.
+* **save(path)** / **load(path, retriever)** write and read the fitted stages as one
+  ``.safetensors`` file, no pickle (:mod:`xcm_debias.debiased_file`).
 
 Score-level stages apply to the directions they were fitted for; any other search (text→text,
 or sets mixing modalities) uses the processors alone. With no score stage, queries and gallery
@@ -47,40 +41,43 @@ cross-fit its own steps).
 
 from __future__ import annotations
 
-import weakref
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from xcm_debias._validation import check_positive_int
+from xcm_debias.calibration.crossfit import DEFAULT_FOLDS as DEFAULT_FOLDS
 from xcm_debias.calibration.crossfit import (
     DIRECTIONS,
+    ScoringSpec,
     fit_stages,
+    fold_count,
     processors_from_config,
     scoring_from_config,
+    scoring_templates,
 )
+from xcm_debias.calibration.crossfit import ScorerSpec as ScorerSpec
 from xcm_debias.calibration.labels import LabelModels, used_labels
 from xcm_debias.calibration.selection import RecallGuardLike, Selection
 from xcm_debias.data import EmbeddingSet
-from xcm_debias.fingerprint import content_fingerprint
-from xcm_debias.fitted import NotFittedError, read_config, restore_buffers, write_safetensors
-from xcm_debias.gated_topk import GatedOffsetIndex
+from xcm_debias.debiased_file import DebiasedState, read_debiased, write_debiased
+from xcm_debias.fitted import NotFittedError
+from xcm_debias.gallery_cache import GalleryCache
 from xcm_debias.plain_vectors import PlainOrSet, as_embedding_set, as_query_gallery, like_input
 from xcm_debias.processors.base import PostProcessor, as_processor
 from xcm_debias.retrieval import ExactRetriever, Ranking, Retriever
-from xcm_debias.scoring.base import GalleryColumns, ScoredRows, ScoreNormalizer
-from xcm_debias.topk import integral_targets
-
-_CACHE_SIZE = 4
-DEFAULT_FOLDS = 5
-
-ScorerSpec = ScoreNormalizer | Sequence[ScoreNormalizer]
-ScoringSpec = ScorerSpec | Mapping[str, ScorerSpec]
+from xcm_debias.scored_search import (
+    PreparedGallery,
+    prepare_gallery,
+    rank_with,
+    scored_direction,
+    scored_rank_of,
+    scored_search,
+)
+from xcm_debias.scoring.base import ScoreNormalizer
 
 
 class Debiased:
@@ -117,7 +114,7 @@ class Debiased:
                 f"got {type(retriever).__name__}"
             )
         processors = as_processor(processors, "processors")
-        self._n_folds = _n_folds(cross_fit)
+        self._n_folds = fold_count(cross_fit)
         self.retriever = retriever
         self.processors = processors
         self.scoring = scoring
@@ -130,11 +127,11 @@ class Debiased:
             )
         self.guard = guard
         self.selection_: Selection | None = None
-        self._templates = _scoring_templates(scoring)
+        self._templates = scoring_templates(scoring)
         self.scorers_: dict[str, list[ScoreNormalizer]] = {}
         self.label_models_: LabelModels | None = None
         self._fitted = False
-        self._cache: OrderedDict[int, _GalleryEntry] = OrderedDict()
+        self._cache: GalleryCache[PreparedGallery] = GalleryCache()
 
     def __repr__(self) -> str:
         return (
@@ -146,14 +143,10 @@ class Debiased:
     def is_fitted(self) -> bool:
         return self._fitted
 
-    def _owner(self) -> str:
-        return f"Debiased(cross_fit={self.cross_fit})"
-
     def _check_is_fitted(self) -> None:
         if not self._fitted:
             raise NotFittedError("Debiased: not fitted; call fit(calibration) before search")
 
-    # ------------------------------------------------------------------ fit
     def fit(self, calibration: EmbeddingSet) -> Debiased:
         """Fit processors, then score stages per direction, on ``calibration`` only."""
         if not isinstance(calibration, EmbeddingSet):
@@ -164,12 +157,12 @@ class Debiased:
         self._fitted = False
         if self.guard is not None:
             self.selection_ = self.guard.select(self.retriever, calibration, self.cross_fit)
-            self.processors = processors_from_config(self.selection_.config.get("processors"))
-            self._templates = _scoring_templates(
-                scoring_from_config(self.selection_.config.get("scoring"))
-            )
+            config = self.selection_.config
+            self.processors = processors_from_config(config.get("processors"))
+            self._templates = scoring_templates(scoring_from_config(config.get("scoring")))
+        owner = f"Debiased(cross_fit={self.cross_fit})"
         self.scorers_ = fit_stages(
-            self.processors, self._templates, calibration, self._n_folds, self.seed, self._owner()
+            self.processors, self._templates, calibration, self._n_folds, self.seed, owner
         )
         # classifiers for the group labels the stages read, to fill them in at search
         labels = used_labels(self.processors, [s for ss in self.scorers_.values() for s in ss])
@@ -179,97 +172,27 @@ class Debiased:
         self._fitted = True
         return self
 
-    # --------------------------------------------------------------- search
     def search(self, queries: PlainOrSet, gallery: PlainOrSet, k: int) -> Ranking:
         """Top-``k`` gallery rows per query after every fitted stage (scores in score units)."""
-        self._check_is_fitted()
-        queries, gallery = as_query_gallery(queries, gallery, map(DIRECTIONS.get, self.scorers_))
-        _check_sets(queries, gallery)
+        queries, gallery, direction = self._inputs(queries, gallery)
         k = check_positive_int(k, "k")
-        direction = self._direction(queries, gallery)
         if direction is None:
             return self.retriever.search(self.transform(queries), self._processed(gallery), k)
         prepared = self._prepared(gallery, direction)
-        if self._fused_gate(direction, prepared):
-            return self._search_fused(queries, prepared, direction, k)
-        query_set, query_norms = self._query_vectors(queries, prepared, direction)
-        index, radius = prepared.index(len(prepared.columns))
-        ranking = self.retriever.search(query_set, index, k)
-        return Ranking(
-            indices=ranking.indices,
-            scores=ranking.scores * (query_norms[:, None] * radius),
-        )
-
-    def _fused_gate(self, direction: str, prepared: _PreparedGallery) -> bool:
-        """True when the last stage is gated on one column and the search is exact."""
-        last = prepared.columns[-1] if prepared.columns else None
-        return (
-            isinstance(self.retriever, ExactRetriever)
-            and last is not None
-            and self.scorers_[direction][-1].needs_top1
-            and last.active is not None
-            and last.columns.shape[1] == 1
-        )
-
-    def _search_fused(
-        self, queries: EmbeddingSet, prepared: _PreparedGallery, direction: str, k: int
-    ) -> Ranking:
-        """The gated last stage's gate and offset top-k in one pass (GatedOffsetIndex)."""
-        index, rows, w_on, w_off = self._fused_inputs(queries, prepared, direction)
-        indices, scores = index.search(rows, k, w_on, w_off)
-        return Ranking(indices=indices, scores=scores)
-
-    def _fused_inputs(
-        self, queries: EmbeddingSet, prepared: _PreparedGallery, direction: str
-    ) -> tuple[GatedOffsetIndex, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The gallery's GatedOffsetIndex, the query rows before the gated last stage, and the
-        stage's query column for an active and for an inactive raw top-1."""
-        last = len(prepared.columns) - 1
-        rows = self._query_rows(queries, prepared, direction, last)
-        columns = prepared.columns[last]
-        active = columns.active[:, 0]
-        # a gated query column depends on the raw top-1 only through the activation set:
-        # evaluate it for an active and an inactive top-1 (either stands in when one is empty)
-        on_row = int(active.float().argmax())
-        off_row = int((~active).float().argmax())
-        scorer = self.scorers_[direction][last]
-        n = len(rows.data)
-        w_on = scorer.query_columns(rows, columns, torch.full((n,), on_row))[:, 0]
-        w_off = scorer.query_columns(rows, columns, torch.full((n,), off_row))[:, 0]
-        index = prepared.gated(self.retriever.block_size)
-        return index, rows.augmented, w_on, w_off
+        scorers = self.scorers_[direction]
+        return scored_search(self.retriever, scorers, self.transform(queries), prepared, k)
 
     def rank_of(
         self, queries: PlainOrSet, gallery: PlainOrSet, targets: torch.Tensor | np.ndarray
     ) -> torch.Tensor:
         """1-based rank of gallery row ``targets[i]`` for query i, consistent with ``search``."""
-        self._check_is_fitted()
-        queries, gallery = as_query_gallery(queries, gallery, map(DIRECTIONS.get, self.scorers_))
-        _check_sets(queries, gallery)
-        direction = self._direction(queries, gallery)
+        queries, gallery, direction = self._inputs(queries, gallery)
         if direction is None:
-            query_set, index = self.transform(queries), self._processed(gallery)
-        else:
-            prepared = self._prepared(gallery, direction)
-            if self._fused_gate(direction, prepared):  # the gate and scores search uses
-                gated, rows, w_on, w_off = self._fused_inputs(queries, prepared, direction)
-                return gated.rank_of(rows, torch.as_tensor(targets), w_on, w_off)
-            query_set, _ = self._query_vectors(queries, prepared, direction)
-            index, _ = prepared.index(len(prepared.columns))
-        if callable(getattr(self.retriever, "rank_of", None)):
-            return self.retriever.rank_of(query_set, index, targets)
-        return _ranks_by_search(self.retriever, query_set, index, targets)
-
-    # --------------------------------------------------------------- helpers
-    def _direction(self, queries: EmbeddingSet, gallery: EmbeddingSet) -> str | None:
-        q_modalities, g_modalities = set(queries.modality.tolist()), set(gallery.modality.tolist())
-        if len(q_modalities) != 1 or len(g_modalities) != 1:
-            return None
-        pair = (q_modalities.pop(), g_modalities.pop())
-        for direction, modalities in DIRECTIONS.items():
-            if modalities == pair and self.scorers_.get(direction):
-                return direction
-        return None
+            processed = self._processed(gallery)
+            return rank_with(self.retriever, self.transform(queries), processed, targets)
+        prepared = self._prepared(gallery, direction)
+        scorers = self.scorers_[direction]
+        return scored_rank_of(self.retriever, scorers, self.transform(queries), prepared, targets)
 
     def transform(self, data: PlainOrSet) -> PlainOrSet:
         """The embedding-level part: ``data`` through the fitted processors (labels kept).
@@ -294,72 +217,23 @@ class Debiased:
         few times the gallery's size), each only while the caller's gallery object lives: an
         entry goes with its gallery. ``clear_cache`` releases them at once.
         """
-        for entry in self._cache.values():
-            entry.finalizer.detach()
         self._cache.clear()
 
-    def _entry(self, gallery: EmbeddingSet) -> _GalleryEntry:
-        """The cache entry of ``gallery``: keyed by the object, checked against a fingerprint
-        of all its bytes (an edit, even through a numpy array sharing its memory, rebuilds it),
-        and dropped when the caller's object is garbage-collected."""
-        fingerprint = content_fingerprint(gallery)
-        key = id(gallery)
-        entry = self._cache.get(key)
-        if entry is None or entry.ref() is not gallery or entry.fingerprint != fingerprint:
-            if entry is not None:
-                entry.finalizer.detach()
-            processed = self.transform(gallery)
-            entry = _GalleryEntry(
-                weakref.ref(gallery),
-                fingerprint,
-                # never a strong reference to the caller's object: it would never be collected
-                None if processed is gallery else processed,
-                weakref.finalize(gallery, _evict, weakref.ref(self), key),
-            )
-            self._cache[key] = entry
-            while len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)[1].finalizer.detach()
-        self._cache.move_to_end(key)
-        return entry
+    def _inputs(
+        self, queries: PlainOrSet, gallery: PlainOrSet
+    ) -> tuple[EmbeddingSet, EmbeddingSet, str | None]:
+        """Both sides as EmbeddingSets and the direction whose score stages apply, if any."""
+        self._check_is_fitted()
+        queries, gallery = as_query_gallery(queries, gallery, map(DIRECTIONS.get, self.scorers_))
+        return queries, gallery, scored_direction(queries, gallery, self.scorers_)
 
     def _processed(self, gallery: EmbeddingSet) -> EmbeddingSet:
-        processed = self._entry(gallery).processed
-        return gallery if processed is None else processed
+        return self._cache.processed(gallery, self.transform)
 
-    def _prepared(self, gallery: EmbeddingSet, direction: str) -> _PreparedGallery:
-        entry = self._entry(gallery)
-        if direction not in entry.directions:
-            processed = gallery if entry.processed is None else entry.processed
-            rows = ScoredRows.of(processed.normalized(), "gallery")
-            stage_rows, columns = [rows], []
-            for scorer in self.scorers_[direction]:
-                cols = scorer.gallery_columns(rows)
-                rows = rows.extended(cols.columns)
-                stage_rows.append(rows)
-                columns.append(cols)
-            entry.directions[direction] = _PreparedGallery(stage_rows, columns)
-        return entry.directions[direction]
+    def _prepared(self, gallery: EmbeddingSet, direction: str) -> PreparedGallery:
+        prepare = partial(prepare_gallery, scorers=self.scorers_[direction])
+        return self._cache.prepared(gallery, direction, self.transform, prepare)
 
-    def _query_vectors(
-        self, queries: EmbeddingSet, prepared: _PreparedGallery, direction: str
-    ) -> tuple[EmbeddingSet, torch.Tensor]:
-        rows = self._query_rows(queries, prepared, direction, len(prepared.columns))
-        return _query_set(rows)
-
-    def _query_rows(
-        self, queries: EmbeddingSet, prepared: _PreparedGallery, direction: str, stages: int
-    ) -> ScoredRows:
-        """The processed query rows with the columns of the first ``stages`` score stages."""
-        rows = ScoredRows.of(self.transform(queries).normalized(), "queries")
-        for stage, scorer in enumerate(self.scorers_[direction][:stages]):
-            top1 = None
-            if scorer.needs_top1:
-                index, _ = prepared.index(stage)
-                top1 = self.retriever.search(_query_set(rows)[0], index, 1).indices[:, 0]
-            rows = rows.extended(scorer.query_columns(rows, prepared.columns[stage], top1))
-        return rows
-
-    # ------------------------------------------------------------ save/load
     def save(self, path: str | Path) -> Path:
         """Write the fitted pipeline (processors, scorers, label models) to one ``.safetensors``.
 
@@ -368,31 +242,8 @@ class Debiased:
         the JSON configs ride in the header. No pickle. The wrapped retriever is not saved.
         """
         self._check_is_fitted()
-        tensors: dict[str, torch.Tensor] = {}
-        if self.processors is not None:
-            for key, value in self.processors.state_dict().items():
-                tensors[f"processors.{key}"] = value.detach().cpu().contiguous()
-        for direction, scorers in self.scorers_.items():
-            for stage, scorer in enumerate(scorers):
-                for key, value in scorer.state_dict().items():
-                    tensors[f"scoring.{direction}.{stage}.{key}"] = (
-                        value.detach().cpu().contiguous()
-                    )
-        if self.label_models_ is not None:
-            for key, value in self.label_models_.state_dict().items():
-                tensors[f"labels.{key}"] = value.detach().cpu().contiguous()
-        config = {
-            "class": "Debiased",
-            "labels": None if self.label_models_ is None else self.label_models_.to_config(),
-            "processors": None if self.processors is None else self.processors.to_config(),
-            "scoring": {
-                d: [s.to_config() for s in scorers] for d, scorers in self.scorers_.items()
-            },
-            "cross_fit": self.cross_fit,
-            "seed": self.seed,
-            "selection": None if self.selection_ is None else self.selection_.to_dict(),
-        }
-        return write_safetensors(path, tensors, config)
+        fitted = (self.processors, self.scorers_, self.label_models_, self.cross_fit, self.seed)
+        return write_debiased(path, DebiasedState(*fitted, self.selection_))
 
     @staticmethod
     def load(path: str | Path, retriever: Retriever | None = None) -> Debiased:
@@ -400,32 +251,12 @@ class Debiased:
 
         ``retriever`` defaults to ``ExactRetriever()``.
         """
-        config = read_config(path)
-        if not isinstance(config, dict) or config.get("class") != "Debiased":
-            raise ValueError(f"{path}: not a saved Debiased pipeline")
-        state = load_file(str(Path(path)))
-        processors = None
-        if config["processors"] is not None:
-            processors = PostProcessor.from_config(config["processors"])
-            restore_buffers(processors, _substate(state, "processors."))
-        scorers: dict[str, list[ScoreNormalizer]] = {}
-        for direction, configs in config["scoring"].items():
-            scorers[direction] = []
-            for stage, scorer_config in enumerate(configs):
-                scorer = ScoreNormalizer.from_config(scorer_config)
-                restore_buffers(scorer, _substate(state, f"scoring.{direction}.{stage}."))
-                scorers[direction].append(scorer)
+        state = read_debiased(path)
+        retriever = ExactRetriever() if retriever is None else retriever
         out = Debiased.assemble(
-            ExactRetriever() if retriever is None else retriever,
-            processors,
-            scorers,
-            cross_fit=config["cross_fit"],
-            seed=config["seed"],
+            retriever, state.processors, state.scorers, state.cross_fit, state.seed
         )
-        if config.get("labels") is not None:
-            out.label_models_ = LabelModels.restore(config["labels"], _substate(state, "labels."))
-        if config.get("selection") is not None:
-            out.selection_ = Selection.from_dict(config["selection"])
+        out.label_models_, out.selection_ = state.label_models, state.selection
         return out
 
     @staticmethod
@@ -440,161 +271,10 @@ class Debiased:
         (as ``load`` rebuilds one, and the recall guard scores its candidates)."""
         if processors is not None and not processors.is_fitted:
             raise NotFittedError("processors: expected fitted processors, got unfitted ones")
+        fitted = {d: list(s) for d, s in scorers.items() if s}
         out = Debiased(
-            retriever,
-            processors,
-            scoring={d: list(s) for d, s in scorers.items() if s},
-            cross_fit=cross_fit,
-            seed=seed,
+            retriever, processors, {d: list(s) for d, s in fitted.items()}, cross_fit, seed
         )
-        out.scorers_ = {d: list(s) for d, s in scorers.items() if s}
+        out.scorers_ = fitted
         out._fitted = True
         return out
-
-
-# ---------------------------------------------------------------------- internals
-@dataclass
-class _PreparedGallery:
-    """One gallery's rows before each score stage (the last: after all) and their columns."""
-
-    stage_rows: list[ScoredRows]
-    columns: list[GalleryColumns]
-    _indexes: dict[int, tuple[EmbeddingSet, float]] = field(default_factory=dict)
-    _gated: GatedOffsetIndex | None = None
-
-    def index(self, stage: int) -> tuple[EmbeddingSet, float]:
-        """Equal-norm index vectors of the rows before ``stage`` and their norm ``R``."""
-        if stage not in self._indexes:
-            self._indexes[stage] = _index_set(self.stage_rows[stage])
-        return self._indexes[stage]
-
-    def gated(self, block_size: int) -> GatedOffsetIndex:
-        """The rows before the (gated, one-column) last stage, sorted by its offset."""
-        if self._gated is None or self._gated.block_size != block_size:
-            last = self.columns[-1]
-            self._gated = GatedOffsetIndex(
-                self.stage_rows[-2].augmented,
-                last.columns[:, 0],
-                last.active[:, 0],
-                block_size=block_size,
-            )
-        return self._gated
-
-
-@dataclass
-class _GalleryEntry:
-    """A cached gallery: a weak reference to the caller's object, the fingerprint of its
-    content, the processed rows (None when the processors leave it unchanged), the prepared
-    score-stage columns, and the finaliser that evicts the entry with the object."""
-
-    ref: weakref.ref
-    fingerprint: str
-    processed: EmbeddingSet | None
-    finalizer: weakref.finalize
-    directions: dict[str, _PreparedGallery] = field(default_factory=dict)
-
-
-def _evict(owner: weakref.ref, key: int) -> None:
-    """Drop the cache entry ``key`` of ``owner()`` (a Debiased) whose gallery was collected."""
-    debiased = owner()
-    if debiased is not None:
-        entry = debiased._cache.get(key)
-        if entry is not None and entry.ref() is None:
-            del debiased._cache[key]
-
-
-def _index_set(rows: ScoredRows) -> tuple[EmbeddingSet, float]:
-    """``[x, pad] / R`` with ``pad = sqrt(R² − |x|²)``: every row of norm 1, products ∝ x·y."""
-    plain, offsets = rows.plain, rows.offsets.float()
-    d, a = plain.shape[1], offsets.shape[1]
-    # written once into the index matrix (no concatenated copy, no float64 copy of the rows):
-    # squared norms accumulate in float64, row by row
-    squared = torch.linalg.vector_norm(plain, dim=1, dtype=torch.float64).square_()
-    squared += offsets.double().square().sum(dim=1)
-    radius = float(squared.max().sqrt())
-    vectors = torch.empty(len(plain), d + a + 1)
-    torch.div(plain, radius, out=vectors[:, :d])
-    vectors[:, d : d + a] = offsets / radius
-    vectors[:, -1] = (squared.max() - squared).clamp_min(0).sqrt().div_(radius).float()
-    return rows.data.with_embeddings(vectors), radius
-
-
-def _query_set(rows: ScoredRows) -> tuple[EmbeddingSet, torch.Tensor]:
-    """``[x, 0] / |x|`` (the zero meets the gallery's pad) and the norms ``|x|``."""
-    x = rows.augmented
-    norms = x.norm(dim=1)
-    vectors = torch.cat([x, torch.zeros(len(x), 1)], dim=1) / norms[:, None]
-    return rows.data.with_embeddings(vectors), norms
-
-
-def _n_folds(cross_fit: object) -> int:
-    if cross_fit is True:
-        return DEFAULT_FOLDS
-    if cross_fit is False:
-        return 0
-    if not isinstance(cross_fit, (int, np.integer)):
-        raise TypeError(f"cross_fit: expected a bool or a number of folds >= 2, got {cross_fit!r}")
-    if cross_fit == 1 or cross_fit < 0:
-        raise ValueError(
-            f"cross_fit: expected False, True or a number of folds >= 2, got {cross_fit}"
-        )
-    return int(cross_fit)
-
-
-def _scoring_templates(scoring: ScoringSpec | None) -> dict[str, list[ScoreNormalizer]]:
-    if scoring is None:
-        return {}
-    if isinstance(scoring, Mapping):
-        unknown = sorted(set(scoring) - set(DIRECTIONS))
-        if unknown:
-            raise ValueError(
-                f"scoring: expected direction keys in {sorted(DIRECTIONS)}, got {unknown}"
-            )
-        templates = {d: _scorer_list(spec, f"scoring[{d!r}]") for d, spec in scoring.items()}
-        return {d: t for d, t in templates.items() if t}
-    scorers = _scorer_list(scoring, "scoring")
-    return {d: scorers for d in DIRECTIONS} if scorers else {}
-
-
-def _scorer_list(spec: object, name: str) -> list[ScoreNormalizer]:
-    items = [spec] if isinstance(spec, ScoreNormalizer) else spec
-    if not isinstance(items, Sequence) or isinstance(items, str):
-        raise TypeError(
-            f"{name}: expected a ScoreNormalizer or a sequence of them, got {type(spec).__name__}"
-        )
-    for i, item in enumerate(items):
-        if not isinstance(item, ScoreNormalizer):
-            raise TypeError(f"{name}[{i}]: expected a ScoreNormalizer, got {type(item).__name__}")
-    return list(items)
-
-
-def _check_sets(queries: object, gallery: object) -> None:
-    for name, value in (("queries", queries), ("gallery", gallery)):
-        if not isinstance(value, EmbeddingSet):
-            raise TypeError(f"{name}: expected an EmbeddingSet, got {type(value).__name__}")
-
-
-def _substate(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-
-
-def _ranks_by_search(
-    retriever: Retriever,
-    queries: EmbeddingSet,
-    gallery: EmbeddingSet,
-    targets: torch.Tensor | np.ndarray,
-) -> torch.Tensor:
-    """Ranks from full-length searches in query batches (for retrievers without rank_of)."""
-    t = integral_targets(targets)  # 1.5 is an error, never truncated to 1
-    if t.shape != (len(queries),):
-        raise ValueError(f"targets: expected shape ({len(queries)},), got {tuple(t.shape)}")
-    n = len(gallery)
-    batch = max(1, (1 << 22) // n)
-    ranks = torch.empty(len(queries), dtype=torch.int64)
-    for start in range(0, len(queries), batch):
-        part = queries[start : start + batch]
-        order = retriever.search(part, gallery, n).indices
-        hits = order == t[start : start + batch, None]
-        found = hits.any(dim=1)
-        ranks[start : start + batch] = torch.where(found, hits.float().argmax(dim=1) + 1, n + 1)
-    return ranks

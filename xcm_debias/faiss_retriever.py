@@ -147,8 +147,9 @@ class FaissRetriever:
         assert self._cached is not None  # build(gallery) just cached this gallery's index
         groups = self._gallery_groups(gallery, self._cached[0])
         n_index = len(gallery) if groups is None else len(groups.first)
-        scores, idx = index.search(queries, min(k, n_index))  # type: ignore[attr-defined]
-        if (idx < 0).any():
+        want = min(k, n_index)
+        scores, idx = _search_past_ties(index, queries, want, n_index)
+        if (idx[:, :want] < 0).any():
             raise RuntimeError(
                 f"FaissRetriever({self.index!r}) found fewer than k={k} neighbours for some "
                 "queries; raise nprobe / ef_search"
@@ -157,6 +158,7 @@ class FaissRetriever:
         indices, values = order_ties(
             torch.from_numpy(idx.astype(np.int64)), torch.from_numpy(scores)
         )
+        indices, values = indices[:, :want].contiguous(), values[:, :want].contiguous()
         if groups is not None:
             indices, values = expand_topk(groups, indices, values, k)
         return indices, values
@@ -234,6 +236,21 @@ class FaissRetriever:
             raise FileNotFoundError(f"path: expected {path} and {stamp} written by save_index")
         self._cached = (stamp.read_text().strip(), _faiss().read_index(str(path)))
         return self
+
+
+def _search_past_ties(
+    index: object, queries: np.ndarray, want: int, n_index: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search`` for at least ``want`` neighbours, and further while a query's score
+    at the ``want``-th place ties with the last one fetched: faiss keeps an arbitrary member of
+    a tie that straddles the cut, and the lower-index one must be among the lists that
+    ``order_ties`` sorts."""
+    fetch = min(n_index, want + 1)
+    while True:
+        scores, idx = index.search(queries, fetch)  # type: ignore[attr-defined]
+        if fetch >= n_index or not (scores[:, fetch - 1] == scores[:, want - 1]).any():
+            return scores, idx
+        fetch = min(n_index, 2 * fetch)
 
 
 def _check_index_spec(index: object) -> object:

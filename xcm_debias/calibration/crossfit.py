@@ -10,7 +10,7 @@ by a copy of the stage fitted on the other folds (:mod:`xcm_debias.calibration.f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +24,11 @@ from xcm_debias.topk import blockwise_topk
 
 #: retrieval direction → (query modality, gallery modality)
 DIRECTIONS: dict[str, tuple[str, str]] = {"t2i": ("text", "image"), "i2t": ("image", "text")}
+#: the number of folds of ``cross_fit=True``
+DEFAULT_FOLDS = 5
+
+ScorerSpec = ScoreNormalizer | Sequence[ScoreNormalizer]
+ScoringSpec = ScorerSpec | Mapping[str, ScorerSpec]
 
 
 def fit_stages(
@@ -203,3 +208,49 @@ def _scorer_configs(configs: object, name: str) -> list[ScoreNormalizer]:
     if not isinstance(configs, list):
         raise TypeError(f"{name}: expected a list of scorer configs, got {type(configs).__name__}")
     return [ScoreNormalizer.from_config(dict(c), fitted_meta=False) for c in configs]
+
+
+def fold_count(cross_fit: object) -> int:
+    """The folds of a ``cross_fit`` argument: False → 0 (no cross-fitting), True →
+    ``DEFAULT_FOLDS``, an integer >= 2 → itself."""
+    if cross_fit is True:
+        return DEFAULT_FOLDS
+    if cross_fit is False:
+        return 0
+    if not isinstance(cross_fit, (int, np.integer)):
+        raise TypeError(f"cross_fit: expected a bool or a number of folds >= 2, got {cross_fit!r}")
+    if cross_fit == 1 or cross_fit < 0:
+        raise ValueError(
+            f"cross_fit: expected False, True or a number of folds >= 2, got {cross_fit}"
+        )
+    return int(cross_fit)
+
+
+def scoring_templates(scoring: ScoringSpec | None) -> dict[str, list[ScoreNormalizer]]:
+    """The score-stage templates per direction of a ``scoring`` argument: one stage or a
+    sequence of them (both directions, the same objects), or a mapping from ``"t2i"``/``"i2t"``
+    to either (directions without a stage are left out)."""
+    if scoring is None:
+        return {}
+    if isinstance(scoring, Mapping):
+        unknown = sorted(set(scoring) - set(DIRECTIONS))
+        if unknown:
+            raise ValueError(
+                f"scoring: expected direction keys in {sorted(DIRECTIONS)}, got {unknown}"
+            )
+        templates = {d: _scorer_list(spec, f"scoring[{d!r}]") for d, spec in scoring.items()}
+        return {d: t for d, t in templates.items() if t}
+    scorers = _scorer_list(scoring, "scoring")
+    return {d: scorers for d in DIRECTIONS} if scorers else {}
+
+
+def _scorer_list(spec: object, name: str) -> list[ScoreNormalizer]:
+    items = [spec] if isinstance(spec, ScoreNormalizer) else spec
+    if not isinstance(items, Sequence) or isinstance(items, str):
+        raise TypeError(
+            f"{name}: expected a ScoreNormalizer or a sequence of them, got {type(spec).__name__}"
+        )
+    for i, item in enumerate(items):
+        if not isinstance(item, ScoreNormalizer):
+            raise TypeError(f"{name}[{i}]: expected a ScoreNormalizer, got {type(item).__name__}")
+    return list(items)

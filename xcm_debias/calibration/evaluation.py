@@ -1,10 +1,12 @@
 r"""Out-of-fold evaluation: top-1 outcomes of held-out calibration items, pooled over folds.
 
 A retriever fitted without one fold's items is scored on that fold's queries. The gallery is
-the whole calibration gallery (the held-out items' rows and the fitted items' rows): a fold holds
-only ``1/F`` of the items, and a gallery that small hides most of the confusers a real gallery
-holds, so a balancing stage would look free when it is not. Relevance is judged by ``item``, and
-every relevant row of a held-out query is itself held out. Per query we keep what the recall
+the whole calibration gallery: a fold holds only ``1/F`` of the items, and a gallery that small
+hides most of the confusers a real gallery holds, so a balancing stage would look free when it
+is not. The recall guard ranks with a
+:class:`~xcm_debias.calibration.held_out_gallery.HeldOutGalleryRanker`, which scores every
+gallery row by the fold model that did not see it. Relevance is judged by ``item``, and every
+relevant row of a held-out query is itself held out. Per query we keep what the recall
 guard needs:
 
 * ``hit``: the top-1 gallery row is relevant (same ``item``);

@@ -10,10 +10,14 @@ image→text languages is free, on another it puts captions the encoder cannot m
    image→text are scored separately under each ``P`` and combined.
 2. **Out-of-fold scores.** Calibration items are dealt to ``F`` folds
    (:func:`~xcm_debias.calibration.folds.item_folds`); for each fold every candidate is fitted
-   (cross-fitted as ``Debiased`` fits) on the other folds and ranks the held-out fold's queries
-   against the whole calibration gallery (see :mod:`~xcm_debias.calibration.evaluation`
-   for why). Outcomes are pooled over folds
-   (:mod:`~xcm_debias.calibration.evaluation`); the plain retriever is scored on the same queries.
+   (cross-fitted as ``Debiased`` fits) on the other folds. Each fold's queries are then ranked
+   against the whole calibration gallery, every gallery row transformed and given its stage
+   columns by the model fitted without *its* fold
+   (:mod:`~xcm_debias.calibration.held_out_gallery`): large enough to hold the confusers a
+   real gallery holds, and no pair is scored by a model that saw either side. Outcomes are
+   pooled over folds (:mod:`~xcm_debias.calibration.evaluation`); the plain retriever is
+   scored on the same queries and gallery. Rankings are exact dense products (calibration sets
+   are small), whatever retriever the pipeline wraps.
 3. **The guard.** With per-query differences ``d_q = hit^{base}_q − hit^{cand}_q`` (paired: same
    queries, same gallery), a candidate is admissible when, for the direction overall,
 
@@ -22,15 +26,22 @@ image→text languages is free, on another it puts captions the encoder cannot m
    i.e. the recall loss is within the guard with a one-sided margin of ``z`` standard errors —
    so with little calibration data the guard does less, not harm — and, for each group (query
    language text→image, image culture image→text), the group is not *confidently* harmed:
-   ``\bar d_g − z · s_{d,g}/\sqrt{n_g} ≤ max_recall_loss`` (a group holds a few dozen queries,
+   ``\bar d_g − z_G · s_{d,g}/\sqrt{n_g} ≤ max_recall_loss`` (a group holds a few dozen queries,
    whose noise alone exceeds a point of recall: an upper bound there would reject every change,
-   gains included). Its hubness skew@10 must be no more than ``hubness_tolerance`` above the
+   gains included). ``z_G = Φ⁻¹(1 − Φ(−z)/G)`` over ``G`` groups (Bonferroni,
+   :func:`group_margin`): with eight groups at ``z = 1`` each alone would reject a harmless
+   candidate one time in six, some group of the eight about every other time. Its hubness skew@10 must be no more than ``hubness_tolerance`` above the
    plain retriever's. The plain retriever itself is always admissible.
 4. **The choice.** Per ``P`` and direction, the admissible option with the lowest bias
    (|own-culture excess| text→image, language TV image→text); among options within
-   ``bias_tolerance`` of that lowest bias, the one with the highest recall. Across ``P``, the
-   lowest summed bias, again with ties (within ``bias_tolerance``) going to the higher mean
-   recall.
+   ``bias_tolerance`` of that lowest bias, the one whose paired recall@1 gain over the plain
+   retriever has the highest lower bound ``\bar g − z · s_g/\sqrt{n}`` (``g_q = −d_q``): a
+   stage is preferred for recall only when its gain exceeds the noise — without any bias to
+   reduce (no labels), an inverted softmax that reads +0.6 points out-of-fold is not worth
+   its risk. A ``P`` whose best options leave either direction more biased than the plain
+   retriever (beyond ``bias_tolerance``) is not chosen: one direction's bias is never traded
+   for the other's. Across the remaining ``P``, the lowest summed bias, again with ties
+   (within ``bias_tolerance``) going to the higher mean gain lower bound.
 
 Without ``culture`` labels on the calibration images, culture-conditioned stages are skipped
 (a note in ``Selection.notes``), not an error. Every candidate's record — metrics, paired loss,
@@ -42,6 +53,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -56,9 +68,9 @@ from xcm_debias.calibration.crossfit import (
 )
 from xcm_debias.calibration.evaluation import Outcomes, bias, fold_outcomes, pooled_metrics
 from xcm_debias.calibration.folds import item_folds
+from xcm_debias.calibration.held_out_gallery import FoldModel, HeldOutGalleryRanker
 from xcm_debias.calibration.selection import Candidate, Selection
 from xcm_debias.data import EmbeddingSet
-from xcm_debias.debiased import Debiased
 from xcm_debias.retrieval import Retriever
 from xcm_debias.spec_text import format_config
 
@@ -182,7 +194,12 @@ class RecallGuard:
     def select(
         self, retriever: Retriever, calibration: EmbeddingSet, cross_fit: bool | int = 5
     ) -> Selection:
-        """Score every candidate out-of-fold on ``calibration`` and choose (module docstring)."""
+        """Score every candidate out-of-fold on ``calibration`` and choose (module docstring).
+
+        ``retriever`` is the one the pipeline wraps (the ``RecallGuardLike`` protocol); the
+        out-of-fold rankings are exact dense products for every candidate and the plain
+        retriever alike, so approximate indexes do not blur the paired differences.
+        """
         if not isinstance(calibration, EmbeddingSet):
             raise TypeError(
                 f"calibration: expected an EmbeddingSet, got {type(calibration).__name__}"
@@ -196,29 +213,46 @@ class RecallGuard:
         notes: list[str] = []
         options = self._usable_options(calibration, notes)
         folds = item_folds(calibration, self.n_folds, self.seed, "RecallGuard")
-        base: dict[str, list[Outcomes]] = {d: [] for d in DIRECTIONS}
-        outcomes: dict[tuple[str, str, str], list[Outcomes]] = {}
+        n_folds = int(folds.max()) + 1
+        models: dict[tuple[str, str, str], list[FoldModel]] = {}
         errors: dict[tuple[str, str, str], str] = {}
-        for fold in range(int(folds.max()) + 1):
-            train, held = calibration[folds != fold], calibration[folds == fold]
-            for direction in DIRECTIONS:
-                base[direction].append(
-                    fold_outcomes(retriever, held, direction, self.culture_of_language, calibration)
-                )
+        for fold in range(n_folds):
+            train = calibration[folds != fold]
             for p_name, p_config in options["processors"].items():
-                self._score_fold(
-                    retriever,
-                    train,
-                    held,
-                    calibration,
-                    p_name,
-                    p_config,
-                    options,
-                    inner_folds,
-                    outcomes,
-                    errors,
-                )
+                self._fit_fold(train, p_name, p_config, options, inner_folds, models, errors)
+        plain = {d: [FoldModel(None)] * n_folds for d in DIRECTIONS}
+        base = {d: self._outcomes(plain[d], calibration, folds, d) for d in DIRECTIONS}
+        outcomes: dict[tuple[str, str, str], list[Outcomes]] = {}
+        for key, fold_models in models.items():
+            if key in errors:
+                continue
+            try:
+                outcomes[key] = self._outcomes(fold_models, calibration, folds, key[1])
+            except ValueError as exc:
+                errors[key] = str(exc)
         return self._choose(base, outcomes, errors, options, notes, cross_fit)
+
+    def _outcomes(
+        self,
+        fold_models: list[FoldModel],
+        calibration: EmbeddingSet,
+        folds: np.ndarray,
+        direction: str,
+    ) -> list[Outcomes]:
+        """Each fold's held-out queries ranked against the held-out calibration gallery
+        (:mod:`~xcm_debias.calibration.held_out_gallery`)."""
+        is_gallery = calibration.modality == DIRECTIONS[direction][1]
+        ranker = HeldOutGalleryRanker(fold_models, calibration[is_gallery], folds[is_gallery])
+        return [
+            fold_outcomes(
+                ranker.for_fold(fold),
+                calibration[folds == fold],
+                direction,
+                self.culture_of_language,
+                calibration,
+            )
+            for fold in range(len(fold_models))
+        ]
 
     def _usable_options(
         self, calibration: EmbeddingSet, notes: list[str]
@@ -250,21 +284,18 @@ class RecallGuard:
                 )
         return options
 
-    def _score_fold(
+    def _fit_fold(
         self,
-        retriever: Retriever,
         train: EmbeddingSet,
-        held: EmbeddingSet,
-        calibration: EmbeddingSet,
         p_name: str,
         p_config: StageList,
         options: Mapping[str, Mapping[str, StageList]],
         inner_folds: int,
-        outcomes: dict[tuple[str, str, str], list[Outcomes]],
+        models: dict[tuple[str, str, str], list[FoldModel]],
         errors: dict[tuple[str, str, str], str],
     ) -> None:
         """Fit processors option ``p_name`` on ``train`` once, then every score option on top
-        of it, and record each candidate's outcomes on ``held``."""
+        of it; append each candidate's fitted fold model (or record why it failed)."""
         keys = [(p_name, d, s) for d in DIRECTIONS for s in options[d]]
         if all(k in errors for k in keys):
             return
@@ -289,14 +320,10 @@ class RecallGuard:
                         if templates
                         else []
                     )
-                    model = Debiased.assemble(retriever, processors, {direction: scorers})
-                    found = fold_outcomes(
-                        model, held, direction, self.culture_of_language, calibration
-                    )
                 except ValueError as exc:
                     errors[key] = str(exc)
                     continue
-                outcomes.setdefault(key, []).append(found)
+                models.setdefault(key, []).append(FoldModel(processors, scorers))
 
     # ------------------------------------------------------------------ choose
     def _choose(
@@ -325,7 +352,10 @@ class RecallGuard:
                         record.reasons = [f"fit failed: {errors[key]}"]
                     else:
                         pooled = Outcomes.concat(outcomes[key])
-                        record.metrics = pooled_metrics(pooled)
+                        record.metrics = {
+                            **pooled_metrics(pooled),
+                            gain_key(direction): self._gain_lower(pooled_base[direction], pooled),
+                        }
                         record.reasons = self._violations(
                             pooled_base[direction], pooled, base_metrics[direction], record.metrics
                         )
@@ -344,8 +374,21 @@ class RecallGuard:
                     break
                 choice[direction] = self._least_biased(admissible, direction)
             else:
+                # no trade of one direction's bias for the other's: each must be no worse
+                # than the plain retriever's (a map can align texts and still raise TV)
+                worse = [
+                    d
+                    for d in DIRECTIONS
+                    if bias(choice[d].metrics, d) > bias(base_metrics[d], d) + self.bias_tolerance
+                ]
+                if worse:
+                    notes.append(
+                        f"processors {p_name} not chosen: {', '.join(worse)} bias above the "
+                        "plain retriever's"
+                    )
+                    continue
                 total = sum(bias(choice[d].metrics, d) for d in DIRECTIONS)
-                recall = float(np.mean([choice[d].metrics[f"{d}/recall@1"] for d in DIRECTIONS]))
+                recall = float(np.mean([choice[d].metrics[gain_key(d)] for d in DIRECTIONS]))
                 ranked_p.append((total, recall, p_name, choice))
         if not ranked_p:  # cannot happen with the plain option, kept as a clear error
             raise ValueError("RecallGuard: no admissible configuration (not even the plain one)")
@@ -371,7 +414,7 @@ class RecallGuard:
                     name=f"plain retriever ({d})",
                     spec="",
                     direction=d,
-                    metrics=base_metrics[d],
+                    metrics={**base_metrics[d], gain_key(d): 0.0},
                     admissible=True,
                 )
                 for d in DIRECTIONS
@@ -393,19 +436,20 @@ class RecallGuard:
         reasons = []
         # overall: the loss must be within the guard with confidence (upper bound); per group
         # (few queries each): the group must not be confidently harmed (lower bound)
-        checks = [("overall", np.ones(len(d), dtype=bool), 1.0)]
+        checks = [("overall", np.ones(len(d), dtype=bool), 1.0, self.z)]
         named = [g for g in np.unique(base.group) if g != "*"]
         if len(named) > 1:
-            checks += [(f"group {g}", base.group == g, -1.0) for g in named]
-        for label, rows, sign in checks:
+            z_group = group_margin(self.z, len(named))
+            checks += [(f"group {g}", base.group == g, -1.0, z_group) for g in named]
+        for label, rows, sign, margin in checks:
             diff = d[rows]
             se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else 0.0
             loss = float(diff.mean())
-            if loss + sign * self.z * se > self.max_recall_loss + 1e-12:
+            if loss + sign * margin * se > self.max_recall_loss + 1e-12:
                 op = "+" if sign > 0 else "−"
                 reasons.append(
-                    f"{direction} recall@1 {label}: loss {loss:.3f} {op} {self.z:g}·SE {se:.3f} > "
-                    f"{self.max_recall_loss:g}"
+                    f"{direction} recall@1 {label}: loss {loss:.3f} {op} {margin:.2f}·SE "
+                    f"{se:.3f} > {self.max_recall_loss:g}"
                 )
         key = f"{direction}/hubness_skew@10"
         if key in metrics and key in base_metrics:
@@ -419,7 +463,32 @@ class RecallGuard:
     def _least_biased(self, admissible: list[Candidate], direction: str) -> Candidate:
         lowest = min(bias(c.metrics, direction) for c in admissible)
         tied = [c for c in admissible if bias(c.metrics, direction) <= lowest + self.bias_tolerance]
-        return max(tied, key=lambda c: c.metrics[f"{direction}/recall@1"])
+        return max(tied, key=lambda c: c.metrics[gain_key(direction)])
+
+    def _gain_lower(self, base: Outcomes, candidate: Outcomes) -> float:
+        """Lower bound of the paired recall@1 gain over the plain retriever: mean − z·SE."""
+        d = candidate.hit.astype(np.float64) - base.hit.astype(np.float64)
+        se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
+        return float(d.mean()) - self.z * se
+
+
+def gain_key(direction: str) -> str:
+    """The metric key of a candidate's recall gain lower bound (:meth:`RecallGuard._gain_lower`)."""
+    return f"{direction}/recall@1_gain_lower"
+
+
+def group_margin(z: float, n_groups: int) -> float:
+    r"""The per-group margin in standard errors: ``Φ⁻¹(1 − Φ(−z) / G)`` (Bonferroni).
+
+    A candidate is rejected when *some* group of ``G`` looks confidently harmed; with ``G``
+    chances, the one-sided level ``Φ(−z)`` of a single check is split among the groups so
+    that a harmless candidate is rejected by noise in one group no more often than the
+    overall check would reject it (``z = 1``, 8 groups: 2.05 SE instead of 1).
+    """
+    if z == 0:
+        return 0.0
+    level = NormalDist().cdf(-z) / n_groups
+    return NormalDist().inv_cdf(1.0 - level)
 
 
 def _name(p_name: str, direction: str, s_name: str) -> str:

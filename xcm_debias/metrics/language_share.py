@@ -69,7 +69,7 @@ def total_variation(p: Mapping[str, float], q: Mapping[str, float]) -> float:
         bad = [v for v in dist.values() if not np.isfinite(v) or v < 0]
         if bad:
             raise ValueError(f"{name}: expected finite non-negative shares, got {bad[:3]}")
-    keys = set(p) | set(q)
+    keys = sorted(set(p) | set(q))  # a fixed order: the float sum is the same on every run
     return float(0.5 * sum(abs(p.get(key, 0.0) - q.get(key, 0.0)) for key in keys))
 
 
