@@ -180,6 +180,42 @@ def tile_topk(
     return top.indices, top.values
 
 
+def tile_ranks(
+    queries: torch.Tensor,
+    tiles: Callable[[], Iterable[tuple[int, torch.Tensor]]],
+    n_rows: int,
+    targets: torch.Tensor,
+    block_size: int = 4096,
+) -> torch.Tensor:
+    """1-based rank of gallery row ``targets[i]`` for query i, from a gallery read twice as
+    tiles (``tiles()`` starts a fresh pass; :func:`tile_topk`'s tiles): rows scoring higher,
+    plus rows scoring equal with a lower index, plus one. Each score comes from the same tile
+    product as in :func:`tile_topk`, so the ranks agree with its rankings. Memory O(Q + block²).
+    """
+    t = as_gallery_indices(integral_targets(targets), "targets", queries.shape[0], n_rows)
+    products = TileProducts(min(block_size, queries.shape[0]), block_size)
+
+    def passes() -> Iterator[tuple[int, torch.Tensor, int]]:
+        for g0, rows in tiles():
+            for c0 in range(0, rows.shape[0], block_size):
+                part = rows[c0 : c0 + block_size]
+                for q0 in range(0, queries.shape[0], block_size):
+                    yield g0 + c0, products(queries[q0 : q0 + block_size], part), q0
+
+    target_scores = torch.empty(queries.shape[0], dtype=torch.float32)
+    for g0, scores, q0 in passes():
+        tb = t[q0 : q0 + scores.shape[0]]
+        inside = ((tb >= g0) & (tb < g0 + scores.shape[1])).nonzero().flatten()
+        target_scores[q0 + inside] = scores[inside, tb[inside] - g0]
+    ranks = torch.ones(queries.shape[0], dtype=torch.int64)
+    for g0, scores, q0 in passes():
+        stop = q0 + scores.shape[0]
+        ts, ti = target_scores[q0:stop, None], t[q0:stop, None]
+        cols = torch.arange(g0, g0 + scores.shape[1])[None, :]
+        ranks[q0:stop] += ((scores > ts) | ((scores == ts) & (cols < ti))).sum(dim=1)
+    return ranks
+
+
 def merge_topk(
     parts: Sequence[tuple[torch.Tensor, torch.Tensor]], k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
