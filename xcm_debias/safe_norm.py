@@ -10,6 +10,7 @@ first: their unit rows are then right, and every other row is computed bitwise a
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 SAFE_EXPONENT = (
@@ -57,13 +58,17 @@ def cosine_rows(x: torch.Tensor) -> torch.Tensor:
     """
     # float64 rows beyond float32's range are first scaled by powers of two in float64
     rows = (safe_scaled_rows(x) if x.dtype == torch.float64 else x).float()
-    norms = torch.linalg.vector_norm(rows, dim=1)
-    unit = (norms - 1).abs_() <= UNIT_TOLERANCE
+    if rows.device.type == "cpu":  # one thread, no OpenMP region (see xcm_debias.gemm)
+        view = rows.detach().numpy()
+        squares = torch.from_numpy(np.einsum("ij,ij->i", view, view))
+    else:
+        squares = torch.linalg.vector_norm(rows, dim=1).square()
+    # |x|² within 2·tol of 1 ⇔ |x| within tol of 1 (to first order); inf/NaN are never unit
+    unit = (squares - 1).abs_() <= 2 * UNIT_TOLERANCE
     if bool(unit.all()):
         return rows
     scaled = safe_scaled_rows(rows)
-    if scaled is not rows:
-        norms = torch.linalg.vector_norm(scaled, dim=1)
+    norms = torch.linalg.vector_norm(scaled, dim=1)
     if bool((norms == 0).any()):
         raise ValueError("rows: expected non-zero rows, got an all-zero row")
     return scaled / torch.where(unit, 1.0, norms)[:, None]

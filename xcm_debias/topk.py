@@ -81,7 +81,10 @@ class RunningTopK:
         self.k = k
         self.values = torch.empty(n_queries, k, dtype=torch.float32)
         self.indices = torch.empty(n_queries, k, dtype=torch.int64)
-        self._mask = torch.empty(0, dtype=torch.bool)
+        # the per-tile bookkeeping runs in numpy (one thread, no OpenMP region): torch's small
+        # parallel ops wait for a core that OpenBLAS's worker still spins on after the product
+        self._values, self._indices = self.values.numpy(), self.indices.numpy()
+        self._mask = np.empty(0, dtype=bool)
 
     def push(self, q0: int, scores: torch.Tensor, g0: int) -> None:
         """Merge the tile ``scores`` (``[rows, cols]``: queries ``q0 ..``, gallery ``g0 ..``)."""
@@ -89,22 +92,23 @@ class RunningTopK:
         if kept < self.k:  # still filling: every query takes the tile's top-k
             self._merge_rows(torch.arange(scores.shape[0]), q0, scores, g0, kept)
             return
-        kth = self.values[q0 : q0 + scores.shape[0], -1]
-        rows = (scores.amax(dim=1) > kth).nonzero().flatten()
+        tile = scores.numpy()
+        kth = self._values[q0 : q0 + tile.shape[0], -1]
+        rows = np.flatnonzero(tile.max(axis=1) > kth)
         if len(rows) == 0:
             return
-        if len(rows) < scores.shape[0]:
-            scores, kth = scores.index_select(0, rows), kth[rows]
-        if self._mask.numel() < scores.numel():
-            self._mask = torch.empty(scores.numel(), dtype=torch.bool)
-        above = self._mask[: scores.numel()].view(scores.shape).numpy()
-        np.greater(scores.numpy(), kth.numpy()[:, None], out=above)
-        flat = torch.from_numpy(np.flatnonzero(above))
-        if len(flat) > self.k * scores.shape[0]:  # many entries above the bar: exact tile top-k
-            self._merge_rows(rows, q0, scores, g0, kept)
+        if len(rows) < tile.shape[0]:
+            tile, kth = tile[rows], kth[rows]
+        if self._mask.size < tile.size:
+            self._mask = np.empty(tile.size, dtype=bool)
+        above = self._mask[: tile.size].reshape(tile.shape)
+        np.greater(tile, kth[:, None], out=above)
+        flat = np.flatnonzero(above)
+        if len(flat) > self.k * tile.shape[0]:  # many entries above the bar: exact tile top-k
+            self._merge_rows(torch.from_numpy(rows), q0, torch.from_numpy(tile), g0, kept)
             return
-        local, cols = flat // scores.shape[1], flat % scores.shape[1]
-        self._merge_entries(rows[local] + q0, scores.flatten()[flat], cols + g0)
+        local, cols = np.divmod(flat, tile.shape[1])
+        self._merge_entries(rows[local] + q0, tile.reshape(-1)[flat], cols + g0)
 
     def _merge_rows(
         self, rows: torch.Tensor, q0: int, scores: torch.Tensor, g0: int, kept: int
@@ -123,25 +127,23 @@ class RunningTopK:
         self.values[at, :width] = torch.gather(cand_v, 1, order)
         self.indices[at, :width] = torch.gather(cand_i, 1, order)
 
-    def _merge_entries(self, rows: torch.Tensor, values: torch.Tensor, index: torch.Tensor) -> None:
+    def _merge_entries(self, rows: np.ndarray, values: np.ndarray, index: np.ndarray) -> None:
         """Full lists of queries ``rows`` (ascending, repeated per entry) merged with the new
         entries ``(values, index)``; every new index exceeds every kept one."""
-        touched, counts = torch.unique_consecutive(rows, return_counts=True)
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        touched, counts = rows[starts], np.diff(np.r_[starts, len(rows)])
         k, t = self.k, len(touched)
-        owner = torch.cat(
-            [torch.arange(t).repeat_interleave(k), torch.arange(t).repeat_interleave(counts)]
-        )
-        entry_v = torch.cat([self.values[touched].flatten(), values])
-        entry_i = torch.cat([self.indices[touched].flatten(), index])
-        # by query, then score descending, then index: stable sorts, last key first (the
-        # kept entries come first and are in (score, index) order, new ones in index order)
-        order = torch.sort(entry_v, descending=True, stable=True).indices
-        order = order[torch.sort(owner[order], stable=True).indices]
+        owner = np.concatenate([np.repeat(np.arange(t), k), np.repeat(np.arange(t), counts)])
+        entry_v = np.concatenate([self._values[touched].ravel(), values])
+        entry_i = np.concatenate([self._indices[touched].ravel(), index])
+        # by query, then score descending; lexsort is stable, so equal scores keep the kept
+        # entries (in index order) first and the new ones (in index order) after them
+        order = np.lexsort((-entry_v, owner))
         sizes = counts + k
-        position = torch.arange(len(order)) - (sizes.cumsum(0) - sizes).repeat_interleave(sizes)
+        position = np.arange(len(order)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
         keep = order[position < k]
-        self.values[touched] = entry_v[keep].view(t, k)
-        self.indices[touched] = entry_i[keep].view(t, k)
+        self._values[touched] = entry_v[keep].reshape(t, k)
+        self._indices[touched] = entry_i[keep].reshape(t, k)
 
 
 def tile_topk(
