@@ -52,21 +52,30 @@ def cosine_rows(x: torch.Tensor) -> torch.Tensor:
 
     Rows already of unit norm (within :data:`UNIT_TOLERANCE`, about 1e-6: rows that went through
     any normalisation in float32) are kept bit for bit; only the others are divided by their
-    norm (safely, as :func:`unit_rows`). A block of unit float32 rows comes back as ``x`` itself
-    (no copy), so normalised galleries are never copied. Each row's result depends on that row
-    alone, so a gallery prepared whole or tile by tile gives the same rows.
+    norm (safely for any finite magnitude, as :func:`unit_rows`). A block of unit float32 rows
+    comes back as ``x`` itself (no copy), so normalised galleries are never copied. Each row's
+    result depends on that row alone, so a gallery prepared whole or tile by tile gives the
+    same rows. On the CPU the work runs in numpy (one thread: no OpenMP region competing with
+    the BLAS threads of the product, see :mod:`xcm_debias.gemm`).
     """
     # float64 rows beyond float32's range are first scaled by powers of two in float64
     rows = (safe_scaled_rows(x) if x.dtype == torch.float64 else x).float()
-    if rows.device.type == "cpu":  # one thread, no OpenMP region (see xcm_debias.gemm)
-        view = rows.detach().numpy()
-        squares = torch.from_numpy(np.einsum("ij,ij->i", view, view))
-    else:
-        squares = torch.linalg.vector_norm(rows, dim=1).square()
+    if rows.device.type != "cpu":
+        return _cosine_rows_torch(rows)
+    view = rows.detach().numpy()
+    squares = np.einsum("ij,ij->i", view, view)
     # |x|² within 2·tol of 1 ⇔ |x| within tol of 1 (to first order); inf/NaN are never unit
-    unit = (squares - 1).abs_() <= 2 * UNIT_TOLERANCE
-    if bool(unit.all()):
+    unit = np.abs(squares - 1) <= 2 * UNIT_TOLERANCE
+    if unit.all():
         return rows
+    peak = np.abs(view).max(axis=1)
+    if ((peak > 2.0**SAFE_EXPONENT) | (peak < 2.0**-SAFE_EXPONENT)).any():
+        return _cosine_rows_torch(rows)  # huge or tiny rows (or zeros): scaled first
+    return torch.from_numpy(view / np.where(unit, np.float32(1), np.sqrt(squares))[:, None])
+
+
+def _cosine_rows_torch(rows: torch.Tensor) -> torch.Tensor:
+    unit = (torch.linalg.vector_norm(rows, dim=1) - 1).abs() <= UNIT_TOLERANCE
     scaled = safe_scaled_rows(rows)
     norms = torch.linalg.vector_norm(scaled, dim=1)
     if bool((norms == 0).any()):
