@@ -95,7 +95,8 @@ def streamed_columns(
     for _, tile in gallery_tiles(gallery, block_size):
         rows = ScoredRows.of(_unit_rows(transform, tile), "gallery")
         for stage, scorer in enumerate(scorers):
-            columns = scorer.gallery_columns(rows).columns.float()
+            # a copy: a view would keep its tile-sized base alive until the pass ends
+            columns = scorer.gallery_columns(rows).columns.float().clone()
             parts[stage].append(columns)
             rows = rows.extended(columns)
     return StreamedColumns([torch.cat(p, dim=0) for p in parts], len(gallery))
