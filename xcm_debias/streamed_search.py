@@ -90,16 +90,24 @@ def streamed_columns(
     gallery: Gallery,
     block_size: int,
 ) -> StreamedColumns:
-    """First pass: each stage's gallery columns, tile by tile (the rows are not kept)."""
-    parts: list[list[torch.Tensor]] = [[] for _ in scorers]
-    for _, tile in gallery_tiles(gallery, block_size):
+    """First pass: each stage's gallery columns, tile by tile (the rows are not kept).
+
+    Each stage's ``[N, a]`` output is allocated once, at its first tile, and every tile's
+    columns are copied into it: small per-tile tensors kept across the pass would pin the heap
+    between the tiles' large temporaries (measured: 0.3× the gallery's bytes at 2M rows).
+    """
+    out: list[torch.Tensor | None] = [None] * len(scorers)
+    n = len(gallery)
+    for start, tile in gallery_tiles(gallery, block_size):
         rows = ScoredRows.of(_unit_rows(transform, tile), "gallery")
         for stage, scorer in enumerate(scorers):
-            # a copy: a view would keep its tile-sized base alive until the pass ends
-            columns = scorer.gallery_columns(rows).columns.float().clone()
-            parts[stage].append(columns)
-            rows = rows.extended(columns)
-    return StreamedColumns([torch.cat(p, dim=0) for p in parts], len(gallery))
+            columns = scorer.gallery_columns(rows).columns
+            if out[stage] is None:
+                out[stage] = torch.empty(n, columns.shape[1], dtype=torch.float32)
+            target = out[stage][start : start + len(columns)]
+            target.copy_(columns)
+            rows = rows.extended(target)
+    return StreamedColumns([c for c in out if c is not None], n)
 
 
 def _query_vectors(
