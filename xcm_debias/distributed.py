@@ -70,6 +70,18 @@ def _pipeline(pipeline: PostProcessor | Debiased | str | Path) -> PostProcessor 
     return pipeline
 
 
+def _check_float_matrix(value: object, name: str) -> None:
+    """A 2-D float Dask array, or an error naming ``name``."""
+    da = _dask_array()
+    if not isinstance(value, da.Array):
+        raise TypeError(f"{name}: expected a dask.array.Array [N, D], got {type(value).__name__}")
+    if value.ndim != 2 or not np.issubdtype(value.dtype, np.floating):
+        raise ValueError(
+            f"{name}: expected a 2-D float Dask array [N, D], got shape {value.shape} and "
+            f"dtype {value.dtype}"
+        )
+
+
 def _needs(pipeline: PostProcessor | Debiased) -> tuple[str, ...]:
     processors = pipeline.processors if isinstance(pipeline, Debiased) else pipeline
     return () if processors is None else tuple(processors.needs)
@@ -141,15 +153,7 @@ def transform_dask(
     """
     da = _dask_array()
     fitted = _pipeline(pipeline)
-    if not isinstance(embeddings, da.Array):
-        raise TypeError(
-            f"embeddings: expected a dask.array.Array [N, D], got {type(embeddings).__name__}"
-        )
-    if embeddings.ndim != 2 or not np.issubdtype(embeddings.dtype, np.floating):
-        raise ValueError(
-            f"embeddings: expected a 2-D float Dask array [N, D], got shape {embeddings.shape} "
-            f"and dtype {embeddings.dtype}"
-        )
+    _check_float_matrix(embeddings, "embeddings")
     if extra is not None and not isinstance(extra, Mapping):
         raise TypeError(
             f"extra: expected a mapping of label name to labels, got {type(extra).__name__}"
@@ -251,18 +255,9 @@ def search_dask(
         k: results per query (capped at ``N``).
         block_size, normalize: as ``ExactRetriever``.
     """
-    da = _dask_array()
+    _check_float_matrix(gallery, "gallery")  # imports dask (a clear error when it is missing)
     import dask
 
-    if not isinstance(gallery, da.Array):
-        raise TypeError(
-            f"gallery: expected a dask.array.Array [N, D], got {type(gallery).__name__}"
-        )
-    if gallery.ndim != 2 or not np.issubdtype(gallery.dtype, np.floating):
-        raise ValueError(
-            f"gallery: expected a 2-D float Dask array [N, D], got shape {gallery.shape} and "
-            f"dtype {gallery.dtype}"
-        )
     q = as_vectors(queries, "queries")
     if q.shape[1] != gallery.shape[1]:
         raise ValueError(
