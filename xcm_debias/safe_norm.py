@@ -59,9 +59,12 @@ def cosine_rows(x: torch.Tensor) -> torch.Tensor:
     the BLAS threads of the product, see :mod:`xcm_debias.gemm`).
     """
     # float64 rows beyond float32's range are first scaled by powers of two in float64
-    rows = (safe_scaled_rows(x) if x.dtype == torch.float64 else x).float()
-    if rows.device.type != "cpu":
-        return _cosine_rows_torch(rows)
+    if x.device.type != "cpu":
+        return _cosine_rows_torch((safe_scaled_rows(x) if x.dtype == torch.float64 else x).float())
+    if x.dtype == torch.float16:  # converted by numpy (one thread), exactly as torch would
+        rows = torch.from_numpy(x.detach().numpy().astype(np.float32))
+    else:
+        rows = (safe_scaled_rows(x) if x.dtype == torch.float64 else x).float()
     view = rows.detach().numpy()
     squares = np.einsum("ij,ij->i", view, view)
     # |x|² within 2·tol of 1 ⇔ |x| within tol of 1 (to first order); inf/NaN are never unit
