@@ -15,7 +15,12 @@ ten targets of ``benchmarks/methods_on_world.py`` are checked for both, and the 
 each target is compared: the issue asks each to stay within 0.02 of the labelled run.
 
 Also measured (``--mix``): per-language maps applied to an inferred row as the posterior mix
-``Σ_L p_L(x) x W_L`` instead of the confident argmax's map (the shipped rule).
+``Σ_L p_L(x) x W_L`` instead of the confident argmax's map (the shipped rule). And
+(``--variants``) two other inference rules: **argmax offsets**, a confident inferred row's
+per-group offsets taken from its most probable group (one-hot, as a labelled row's) instead of
+posterior-weighted; **shrinkage by NLL**, each label classifier refitted with the covariance
+shrinkage (Ledoit–Wolf or a fixed value of :data:`SHRINKAGES`) whose out-of-fold negative
+log-likelihood on calibration is least; and both together.
 """
 
 from __future__ import annotations
@@ -36,19 +41,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from methods_on_world import check_targets, measure  # noqa: E402
 
 from xcm_debias import EmbeddingSet, ExactRetriever  # noqa: E402
+from xcm_debias.calibration.labels import LabelClassifier  # noqa: E402
 from xcm_debias.configs import build, get_config  # noqa: E402
 from xcm_debias.gallery_cache import GalleryCache  # noqa: E402
 from xcm_debias.processors import (
+    Chain,  # noqa: E402
     LanguageAlignment,  # noqa: E402
     _stats,  # noqa: E402
 )
-from xcm_debias.soft_labels import inferred_rows, soft_labels, strip_labels  # noqa: E402
+from xcm_debias.report.label_free import LABELS, LabelFreeRetriever  # noqa: E402
+from xcm_debias.soft_labels import (  # noqa: E402
+    confident_name,
+    inferred_rows,
+    soft_classes,
+    soft_labels,
+    strip_labels,
+    with_inferred,
+)
 from xcm_debias.worlds import world_calibration_test  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "label_inference.json"
 DOC = ROOT / "docs" / "label_inference.md"
 BOUND = 0.02
+SHRINKAGES: tuple[str | float, ...] = ("ledoit-wolf", 0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8)
 
 # quantity behind each of the ten targets: (label, metric key or a function of (base, run))
 TARGETS: list[tuple[str, Any]] = [
@@ -65,28 +81,50 @@ TARGETS: list[tuple[str, Any]] = [
 ]
 
 
-class LabelFree:
-    """A retriever that hands ``inner`` its queries and galleries without language/culture."""
+class ArgmaxOffsets(LabelFreeRetriever):
+    """Label-free search whose confident inferred rows carry a one-hot soft label (their most
+    probable group) instead of the posterior: per-group offsets as if the row were labelled."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self._stripped: dict[int, tuple[EmbeddingSet, EmbeddingSet]] = {}
-
-    def _strip(self, data: EmbeddingSet) -> EmbeddingSet:
+    def stripped(self, data: EmbeddingSet) -> EmbeddingSet:
         kept = self._stripped.get(id(data))
         if kept is None or kept[0] is not data:
-            bare = strip_labels(data)
-            kept = self._stripped[id(data)] = (data, bare)
+            filled = self.retriever.label_models_.fill(strip_labels(data, LABELS))
+            for label in LABELS:
+                filled = one_hot_when_confident(filled, label)
+            kept = self._stripped[id(data)] = (data, filled)
         return kept[1]
 
-    def search(self, queries: EmbeddingSet, gallery: EmbeddingSet, k: int) -> Any:
-        return self.inner.search(self._strip(queries), self._strip(gallery), k)
 
-    def rank_of(self, queries: EmbeddingSet, gallery: EmbeddingSet, targets: Any) -> Any:
-        return self.inner.rank_of(self._strip(queries), self._strip(gallery), targets)
+def one_hot_when_confident(data: EmbeddingSet, label: str) -> EmbeddingSet:
+    """``data`` with the soft labels of its confident inferred rows made one-hot (argmax)."""
+    classes, rows = soft_classes(data, label), inferred_rows(data, label)
+    if not classes or not rows.any():
+        return data
+    p = soft_labels(data[rows], label, classes)
+    sure = data.extra[confident_name(label)][rows].astype(bool)
+    p[sure] = np.eye(len(classes), dtype=np.float32)[p[sure].argmax(axis=1)]
+    return with_inferred(data, label, rows, classes, p, data.label(label)[rows], sure)
 
-    def transform(self, data: EmbeddingSet) -> EmbeddingSet:
-        return self.inner.transform(self._strip(data))
+
+def shrinkage_by_nll(fair: Any, calibration: EmbeddingSet) -> tuple[Any, dict[str, Any]]:
+    """A shallow copy of the fitted chain whose label classifiers are refitted with the
+    shrinkage of least out-of-fold NLL among :data:`SHRINKAGES`."""
+    models = copy.deepcopy(fair.label_models_)
+    chosen = {}
+    for label, model in list(models.models.items()):
+        fits = [
+            LabelClassifier(label, model.modality, shrinkage=value, seed=model.seed).fit(
+                calibration
+            )
+            for value in SHRINKAGES
+        ]
+        best = min(fits, key=lambda fit: fit.fitted_meta["nll"])
+        models.models[label] = best
+        chosen[label] = best.shrinkage
+    out = copy.copy(fair)
+    out.label_models_ = models
+    out._cache = GalleryCache()
+    return out, chosen
 
 
 class MixedAlignment(LanguageAlignment):
@@ -109,14 +147,19 @@ class MixedAlignment(LanguageAlignment):
 
 def mixed(fair: Any) -> Any:
     """A shallow copy of the fitted chain whose alignment mixes its maps by posterior."""
-    source = fair.processors
+    chain = isinstance(fair.processors, Chain)
+    source = fair.processors.steps[0] if chain else fair.processors
     assert isinstance(source, LanguageAlignment), "the recommended chain starts with alignment"
     mix = MixedAlignment(**source.get_params())
     for name, value in source.state_dict().items():
         mix.set_state(name, value)
     mix.fitted_meta = dict(source.fitted_meta)
     out = copy.copy(fair)
-    out.processors = mix
+    if chain:  # alignment, then the chain's other fitted steps as they are
+        out.processors = copy.copy(fair.processors)
+        out.processors.steps = torch.nn.ModuleList([mix, *fair.processors.steps[1:]])
+    else:
+        out.processors = mix
     out._cache = GalleryCache()
     return out
 
@@ -129,15 +172,24 @@ def quantity(spec: Any, base: dict[str, float], run: dict[str, float]) -> float:
     return min(run[k] - base[k] for k in base if k.startswith(prefix))
 
 
-def run_seed(seed: int, with_mix: bool) -> dict[str, Any]:
+def run_seed(seed: int, with_mix: bool, with_variants: bool) -> dict[str, Any]:
     calib, test = world_calibration_test(seed=seed)
     base = measure(ExactRetriever(), test)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fair = build(get_config("recommended")).fit(calib)
-    runs = {"labelled": measure(fair, test), "label-free": measure(LabelFree(fair), test)}
+    runs = {
+        "labelled": measure(fair, test),
+        "label-free": measure(LabelFreeRetriever(fair), test),
+    }
     if with_mix:
-        runs["label-free, mixed maps"] = measure(LabelFree(mixed(fair)), test)
+        runs["label-free, mixed maps"] = measure(LabelFreeRetriever(mixed(fair)), test)
+    chosen_shrinkage = None
+    if with_variants:
+        by_nll, chosen_shrinkage = shrinkage_by_nll(fair, calib)
+        runs["argmax offsets"] = measure(ArgmaxOffsets(fair), test)
+        runs["shrinkage by NLL"] = measure(LabelFreeRetriever(by_nll), test)
+        runs["both"] = measure(ArgmaxOffsets(by_nll), test)
     filled = fair.label_models_.fill(strip_labels(test))
     accuracy = {
         label: float(
@@ -153,6 +205,7 @@ def run_seed(seed: int, with_mix: bool) -> dict[str, Any]:
         "chosen": None if fair.selection_ is None else fair.selection_.chosen,
         "label_models": fair.label_models_.summary(),
         "test_accuracy": accuracy,
+        "shrinkage_by_nll": chosen_shrinkage,
         "runs": {},
     }
     for name, metrics in runs.items():
@@ -163,8 +216,11 @@ def run_seed(seed: int, with_mix: bool) -> dict[str, Any]:
     return out
 
 
+SHIPPED = ("labelled", "label-free", "label-free, mixed maps")
+
+
 def table(results: list[dict[str, Any]]) -> list[str]:
-    names = list(results[0]["runs"])
+    names = [name for name in results[0]["runs"] if name in SHIPPED]
     head = "| target quantity | " + " | ".join(f"{n} (mean)" for n in names)
     head += " | max over seeds of |label-free − labelled| |"
     lines = [head, "|---" * (len(names) + 2) + "|"]
@@ -190,6 +246,32 @@ def table(results: list[dict[str, Any]]) -> list[str]:
     lines.append(
         "| targets passed (means over seeds) | " + " | ".join(f"{p}/10" for p in passed) + " | |"
     )
+    return lines
+
+
+def gaps_table(results: list[dict[str, Any]]) -> list[str]:
+    """Per target and inference rule: the largest |rule − labelled| over seeds (and its seed)."""
+    names = [name for name in results[0]["runs"] if name != "labelled"]
+    lines = ["| target quantity | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    worst = dict.fromkeys(names, 0.0)
+    for label, _ in TARGETS:
+        cells = []
+        for name in names:
+            gaps = [
+                (
+                    abs(
+                        r["runs"][name]["quantities"][label]
+                        - r["runs"]["labelled"]["quantities"][label]
+                    ),
+                    r["seed"],
+                )
+                for r in results
+            ]
+            gap, seed = max(gaps)
+            worst[name] = max(worst[name], gap)
+            cells.append(f"{gap:.4f} (seed {seed}) {'✓' if gap <= BOUND else '✗'}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("| largest | " + " | ".join(f"{worst[n]:.4f}" for n in names) + " |")
     return lines
 
 
@@ -272,8 +354,9 @@ def run_multi30k(folder: Path, cache: Path) -> dict[str, Any]:
         runs = {
             "base": retrieval_metrics(ExactRetriever(), test),
             "labelled": retrieval_metrics(fair, test),
-            "label-free": retrieval_metrics(LabelFree(fair), test),
-            "label-free, mixed maps": retrieval_metrics(LabelFree(mixed(fair)), test),
+            "label-free": retrieval_metrics(LabelFreeRetriever(fair), test),
+            "label-free, mixed maps": retrieval_metrics(LabelFreeRetriever(mixed(fair)), test),
+            "argmax offsets": retrieval_metrics(ArgmaxOffsets(fair), test),
         }
     filled = fair.label_models_.fill(strip_labels(test.texts))
     confusion = {
@@ -295,6 +378,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--mix", action="store_true", help="also run posterior-mixed maps")
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="also run argmax offsets and shrinkage chosen by out-of-fold NLL",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument(
         "--multi30k", type=Path, help="Multi30K folder: run the real-text case instead"
@@ -316,8 +404,8 @@ def main() -> None:
             path.write_text(json.dumps(result, indent=1) + "\n")
             print(f"wrote {path.relative_to(ROOT)}")
         return
-    results = [run_seed(seed, args.mix) for seed in args.seeds]
-    lines = table(results) + [""] + classifier_table(results)
+    results = [run_seed(seed, args.mix, args.variants) for seed in args.seeds]
+    lines = table(results) + [""] + gaps_table(results) + [""] + classifier_table(results)
     print("\n".join(lines))
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

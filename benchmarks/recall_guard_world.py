@@ -3,9 +3,11 @@
     python benchmarks/recall_guard_world.py                 # both modes, writes the JSON
     python benchmarks/recall_guard_world.py --mode small --seeds 0 1
 
-* ``full`` (world seeds 0-2, 60 calibration / 240 test items): the ten targets of
+* ``full`` (world seeds 0-2, 60 calibration / 240 test items): the targets of
   ``benchmarks/methods_on_world.py`` (means over seeds), guarded pipeline against the plain
   retriever, and the configuration the guard chose per seed.
+* ``unlabelled`` (world seeds 0-2, run only when asked): the calibration split stripped of every
+  ``language`` and ``culture`` label, so only recall can decide; per-seed recall@1 and TV.
 * ``small`` (world seeds 0-4, ``n_items=60``: 12 calibration / 48 test items): recall@1 per
   direction and per language / culture against the plain retriever (means over seeds; the
   guard must not lose more than a point anywhere), own-culture excess and language TV.
@@ -30,16 +32,22 @@ import methods_on_world as mw  # noqa: E402
 
 import xcm_debias  # noqa: E402
 from xcm_debias import ExactRetriever  # noqa: E402
+from xcm_debias.soft_labels import strip_labels  # noqa: E402
 from xcm_debias.worlds import world_calibration_test  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "recall_guard_world.json"
+PER_SEED_KEYS = ("t2i/recall@1", "i2t/recall@1", "i2t/language_tv@1")
 SMALL_ITEMS = 60
 
 
-def run(seeds: list[int], n_items: int | None) -> dict[str, Any]:
+def run(seeds: list[int], n_items: int | None, unlabelled: bool = False) -> dict[str, Any]:
+    """Fit ``recommended()`` per seed (on a calibration split stripped of every ``language``
+    and ``culture`` label when ``unlabelled``) and measure base and pipeline on the test split."""
     bases, fairs, chosen = [], [], []
     for seed in seeds:
         calib, test = world_calibration_test(seed=seed, n_items=n_items)
+        if unlabelled:
+            calib = strip_labels(calib)
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -51,7 +59,17 @@ def run(seeds: list[int], n_items: int | None) -> dict[str, Any]:
         fairs.append(mw.measure(fair, test))
     base, _ = mw.mean_std(bases)
     fair_mean, fair_std = mw.mean_std(fairs)
-    return {"seeds": seeds, "chosen": chosen, "base": base, "fair": fair_mean, "fair_std": fair_std}
+    return {
+        "seeds": seeds,
+        "chosen": chosen,
+        "base": base,
+        "fair": fair_mean,
+        "fair_std": fair_std,
+        "per_seed": [
+            {k: (b[k], f[k]) for k in PER_SEED_KEYS if k in b and k in f}
+            for b, f in zip(bases, fairs, strict=True)
+        ],
+    }
 
 
 def small_rows(result: dict[str, Any]) -> list[tuple[str, float, float, float]]:
@@ -68,7 +86,7 @@ def small_rows(result: dict[str, Any]) -> list[tuple[str, float, float, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=["full", "small", "both"], default="both")
+    parser.add_argument("--mode", choices=["full", "small", "unlabelled", "both"], default="both")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
@@ -90,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         for key, b, f, d in small["rows"]:
             print(f"{key:36s} {b:.3f} -> {f:.3f} ({d:+.3f})")
         results["small"] = small
+    if args.mode == "unlabelled":
+        bare = run(args.seeds or [0, 1, 2], None, unlabelled=True)
+        for row, seed_rows in zip(bare["chosen"], bare["per_seed"], strict=True):
+            shown = ", ".join(f"{k} {b:.3f} -> {f:.3f}" for k, (b, f) in seed_rows.items())
+            print(f"seed {row['seed']}: {shown}")
+        results["unlabelled"] = bare
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     print(f"wrote {args.out}")

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from xcm_debias import EmbeddingSet, ExactRetriever
-from xcm_debias.calibration.evaluation import Outcomes, bias, fold_outcomes, pooled_metrics
+from xcm_debias.calibration.evaluation import (
+    Outcomes,
+    bias,
+    fold_outcomes,
+    named_culture_loss,
+    pooled_metrics,
+)
 
 
 def _t2i_outcomes() -> Outcomes:
@@ -31,6 +37,36 @@ def test_t2i_pooled_metrics_match_hand_computed_values():
     assert m["t2i/own_culture_excess@1"] == pytest.approx(0.125)
     assert m["t2i/own_culture_abs_excess@1"] == pytest.approx(0.375)
     assert bias(m, "t2i") == pytest.approx(0.375)
+
+
+def _explicit(named: list[bool]) -> Outcomes:
+    """Six queries; the last two name a culture (explicit), ``named`` their top-1 outcome."""
+    language = np.array(["de", "de", "fr", "fr", "de", "fr"])
+    return Outcomes(
+        "t2i",
+        hit=np.ones(6, dtype=bool),
+        group=language,
+        own=np.array([True, False, False, False, True, True]),
+        chance=np.full(6, 0.25),
+        query_language=language,
+        named=np.array([False] * 4 + named),
+        explicit=np.array([False] * 4 + [True, True]),
+    )
+
+
+def test_named_culture_is_pooled_on_explicit_queries_and_own_culture_on_implicit_ones():
+    m = pooled_metrics(_explicit([True, False]))
+    assert m["t2i/named_culture@1"] == pytest.approx(0.5)
+    # implicit only: de own 0.5 − 0.25 = +0.25, fr 0 − 0.25 = −0.25 (explicit rows, own in
+    # both, would have made de +0.42 and fr +0.08)
+    assert m["t2i/own_culture_excess@1"] == pytest.approx(0.0)
+    assert m["t2i/own_culture_abs_excess@1"] == pytest.approx(0.25)
+    # paired loss against a base that found both named cultures: mean 0.5, SE of (0, 1) / √2
+    loss, se = named_culture_loss(_explicit([True, True]), _explicit([True, False]))
+    assert loss == pytest.approx(0.5) and se == pytest.approx(np.std([0, 1], ddof=1) / np.sqrt(2))
+    assert named_culture_loss(_t2i_outcomes(), _t2i_outcomes()) is None  # no explicit queries
+    pooled = Outcomes.concat([_explicit([True, True]), _explicit([False, False])])
+    assert pooled_metrics(pooled)["t2i/named_culture@1"] == pytest.approx(0.5)
 
 
 def _i2t(top_languages: list[str]) -> Outcomes:

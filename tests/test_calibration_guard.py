@@ -97,6 +97,26 @@ def test_a_group_is_rejected_only_beyond_the_bonferroni_margin():
     )
 
 
+def test_a_candidate_that_loses_the_named_culture_is_rejected():
+    hit = np.ones(10, dtype=bool)
+    explicit = np.array([False] * 2 + [True] * 8)
+
+    def outcomes(named: list[int]) -> Outcomes:
+        return Outcomes(
+            "t2i", hit, np.full(10, "de"), named=np.array(named, dtype=bool), explicit=explicit
+        )
+
+    base = outcomes([0, 0] + [1] * 8)
+    # 6 of the 8 explicit queries lose their named culture: mean 0.75, SE sqrt(3/14)/sqrt(8)
+    wiped = outcomes([0, 0] + [1, 1] + [0] * 6)
+    guard = RecallGuard(max_recall_loss=0.01, z=1.0)
+    (reason,) = guard._violations(base, wiped, {}, {})
+    assert reason == "t2i named_culture@1: loss 0.750 − 1·SE 0.164 > 0.01"
+    # one loss in eight is within one SE of the guard: not a confident harm
+    assert guard._violations(base, outcomes([0, 0] + [1] * 7 + [0]), {}, {}) == []
+    assert guard._violations(base, base, {}, {}) == []
+
+
 def test_hubness_constraint_uses_the_tolerance():
     base = _outcomes([1, 1])
     guard = RecallGuard(hubness_tolerance=0.5)

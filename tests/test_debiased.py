@@ -16,6 +16,7 @@ from scoring_fixtures import (
 
 import xcm_debias.configs as configs
 from xcm_debias import EmbeddingSet, ExactRetriever
+from xcm_debias.calibration.labels import CalibrationLabelWarning
 from xcm_debias.debiased import Debiased
 from xcm_debias.faiss_retriever import FaissRetriever
 from xcm_debias.processors import NotFittedError, PostProcessor
@@ -193,16 +194,17 @@ def test_use_before_fit_raises_not_fitted(tmp_path):
         fair.save(tmp_path / "x.safetensors")
 
 
-def test_labels_missing_at_fit_are_errors_unless_absent_everywhere():
-    """Some calibration captions without a language: an error. None with one: the group
-    stages are skipped (a warning). Search-time rows without labels get them inferred
+def test_labels_missing_at_fit_are_inferred_unless_absent_everywhere():
+    """Some calibration captions without a language: inferred, with a warning counting them
+    (tests/test_calibration_missing_labels.py). None with one: the group stages are skipped (a
+    warning). Search-time rows without labels get them inferred
     (tests/test_label_free_search.py)."""
     calibration, _ = split(seed=7)
     texts = calibration.texts
     language = texts.language.copy()
     language[::2] = ""
     partial = EmbeddingSet.concat([calibration.images, texts.with_labels(language=language)])
-    with pytest.raises(ValueError, match="'language' label"):
+    with pytest.warns(CalibrationLabelWarning, match="18 of 36 calibration text rows"):
         Debiased(ExactRetriever(), scoring=GroupBalance()).fit(partial)
     none = EmbeddingSet.concat([calibration.images, texts.with_labels(language=[""] * len(texts))])
     with pytest.warns(UserWarning, match="GroupBalance skipped: no 'language' label"):

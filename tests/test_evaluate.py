@@ -120,6 +120,38 @@ def test_hand_corpus_bias_numbers():
     assert m["modality_gap"] == pytest.approx(gap, rel=1e-6)
 
 
+def test_named_culture_on_explicit_queries_and_own_culture_on_implicit_ones():
+    # B-en asks for "ja" (gets B, ja) and A-de asks for "de" (gets C, de): both named hits;
+    # chance = share of the named culture among the item's images: B is ja (1), A is en (0)
+    corpus = hand_corpus(named_culture=(["", "", ""], ["", "ja", "de", ""]))
+    report = BiasReport.evaluate(ExactRetriever(), corpus)
+    m = report.metrics
+    assert m["t2i/named_culture@1"] == 1.0 and m["t2i/named_culture_chance"] == 0.5
+    assert m["t2i/named_culture@1/lang=en"] == m["t2i/named_culture@1/lang=de"] == 1.0
+    assert m["t2i/named_culture_chance/lang=en"] == 1.0
+    assert m["t2i/named_culture_chance/lang=de"] == 0.0
+    assert report.uncertainty["t2i/named_culture@1"] == 0.0  # every explicit query hits
+    # own culture on the implicit queries only: A-en -> A (en, chance 1), B-de -> C (de, chance 0)
+    assert m["t2i/own_culture@1/lang=en"] == 1.0 and m["t2i/own_culture_chance/lang=en"] == 1.0
+    assert m["t2i/own_culture@1/lang=de"] == 1.0 and m["t2i/own_culture_chance/lang=de"] == 0.0
+    assert m["t2i/own_culture_excess@1"] == pytest.approx(0.5)
+    assert report.config["n_culture_explicit_queries"] == 2
+    # a query asking for a culture that misses it counts 0: A-de asks for "en" (gets C, de)
+    asked_en = hand_corpus(named_culture=(["", "", ""], ["", "", "en", ""]))
+    m = BiasReport.evaluate(ExactRetriever(), asked_en).metrics
+    assert m["t2i/named_culture@1/lang=de"] == 0.0 and m["t2i/named_culture_chance"] == 1.0
+    # without explicit queries, no named-culture keys
+    plain = BiasReport.evaluate(ExactRetriever(), hand_corpus(named_culture=([""] * 3, [""] * 4)))
+    assert not [key for key in plain.metrics if "named_culture" in key]
+
+
+def test_named_culture_column_is_checked():
+    with pytest.raises(ValueError, match=r"named_culture.*expected '' or a culture.*\['fr'\]"):
+        BiasReport.evaluate(ExactRetriever(), hand_corpus(named_culture=([""] * 3, ["fr"] * 4)))
+    with pytest.raises(TypeError, match=r"named_culture.*expected strings"):
+        BiasReport.evaluate(ExactRetriever(), hand_corpus(named_culture=([0] * 3, [1] * 4)))
+
+
 def test_hand_corpus_hubness_at_1():
     report = evaluate_report(ExactRetriever(), hand_corpus(), k=1)
     m = report.metrics

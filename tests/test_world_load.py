@@ -13,8 +13,9 @@ from xcm_debias.worlds import (
     load_tower,
     world_calibration_test,
 )
-from xcm_debias.worlds.build import world_items
+from xcm_debias.worlds.build import _named_cultures, world_items
 from xcm_debias.worlds.cache import cache_dir, text_embeddings
+from xcm_debias.worlds.culture_words import FORMS, culture_caption
 from xcm_debias.worlds.scenes import draw_scene
 
 N_ITEMS = 10
@@ -50,10 +51,35 @@ def test_label_columns_agree_with_the_item_content(world):
         assert extra["n_objects"][row] == len(scene.objects)
     assert extra["decorrelated"].dtype == bool
     texts = world.texts
+    named = texts.extra["named_culture"]
+    assert (world.images.extra["named_culture"] == "").all()
     for row in range(len(texts)):
-        scene = Scene.from_item_id(str(texts.item[row]))
-        candidates = {caption(scene, str(texts.language[row]), t) for t in range(3)}
+        scene, language = Scene.from_item_id(str(texts.item[row])), str(texts.language[row])
+        if named[row]:
+            candidates = {
+                culture_caption(scene, language, t, str(named[row]), form)
+                for t in range(3)
+                for form in FORMS
+            }
+        else:
+            candidates = {caption(scene, language, t) for t in range(3)}
         assert texts.extra["caption"][row] in candidates
+    # an explicit item names one culture in all nine captions; round(0.25 · 8) = 2 test items
+    explicit = sorted(set(texts.item[named != ""].tolist()))
+    assert len(explicit) == 2
+    for item in explicit:
+        assert len(set(named[texts.item == item].tolist())) == 1
+
+
+def test_default_world_names_a_culture_in_a_quarter_of_each_split():
+    _, splits = world_items(0, 300, 0.2)
+    named = _named_cultures(0, splits, 0.25)
+    explicit = (named != "").all(axis=1)
+    assert ((named != "").any(axis=1) == explicit).all()  # all of an item's captions or none
+    calibration = np.asarray(splits) == "calibration"
+    assert explicit[calibration].sum() == 15 and explicit[~calibration].sum() == 60
+    assert set(named[explicit, 0].tolist()) == set(CULTURES)  # cultures drawn over all eight
+    assert not _named_cultures(0, splits, 0.0).any()
 
 
 def test_splits_are_disjoint_in_items_and_sized_by_the_fraction(world, cache, monkeypatch):

@@ -9,6 +9,7 @@ import torch
 
 from xcm_debias.worlds import TrainConfig, load_tower, tower_config, train_tower
 from xcm_debias.worlds.captions import CULTURE_OF_LANGUAGE, HIGH_RESOURCE
+from xcm_debias.worlds.culture_words import FORMS, culture_caption
 from xcm_debias.worlds.load import WEIGHTS_DIR
 from xcm_debias.worlds.reference import read_reference, write_reference
 from xcm_debias.worlds.tower import ImageTower, to_pixels
@@ -96,6 +97,23 @@ def test_training_set_is_seeded_and_respects_the_held_back_pairs():
     assert all(s.in_training_distribution for s in a.scenes)
     native = {v: k for k, v in CULTURE_OF_LANGUAGE.items()}
     assert any(lang == native[c] for lang, c in zip(a.languages, a.cultures, strict=True))
+
+
+def test_explicit_training_captions_name_the_images_own_culture():
+    a = make_training_set(TrainConfig(n_images=200, image_size=16))
+    plain = make_training_set(TrainConfig(n_images=200, image_size=16, explicit_rate=0.0))
+    # the explicit draws have their own stream: the pairs are those of explicit_rate 0
+    assert a.scenes == plain.scenes and a.languages == plain.languages
+    assert not any(plain.explicit)
+    assert 75 <= sum(a.explicit) <= 125  # 0.5 · 200 = 100, binomial SD 7.1
+    for scene, culture, language, text, named in zip(
+        a.scenes, a.cultures, a.languages, a.captions, a.explicit, strict=True
+    ):
+        if named:
+            forms = {
+                culture_caption(scene, language, t, culture, f) for t in range(3) for f in FORMS
+            }
+            assert text in forms
 
 
 def test_one_training_step_runs_saves_and_reloads(tmp_path):

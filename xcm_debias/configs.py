@@ -16,11 +16,12 @@ applied to both directions. ``build(name_or_config, retriever)`` turns one into 
 (:mod:`xcm_debias.calibration.guard`) score candidate configurations out-of-fold on the
 calibration data and fit the least biased one whose recall@1 loss against the plain retriever
 stays within one point, per direction and per language/culture group. A fixed recipe cannot
-know what balancing costs on the data at hand: tuned on the embedded world, it cost 13 points
-of image→text recall on real Multi30K sentences (docs/real_text.md) and 22 points with 12
-calibration items on the world.
+know what balancing costs on the data at hand: tuned on the embedded world, it costs 12 points
+of image→text recall on real Multi30K sentences (docs/real_text.md), and cost 22 points with 12
+calibration items on the world (world v2).
 
-``"world_tuned"`` is that fixed recipe (the previous default). It was chosen on
+``"world_tuned"`` is that fixed recipe (the previous default). It was chosen (figures below:
+world v2, before culture-explicit captions; docs/methods/README.md has today's) on
 the embedded world's tuning seeds 10-13 (fitted on their calibration split, scored on their test
 split; the reported seeds 0-2 never took part), against the targets of
 ``benchmarks/methods_on_world.py`` (tuning table in docs/methods/README.md): three candidates

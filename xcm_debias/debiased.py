@@ -60,7 +60,7 @@ from xcm_debias.calibration.crossfit import (
     scoring_templates,
 )
 from xcm_debias.calibration.crossfit import ScorerSpec as ScorerSpec
-from xcm_debias.calibration.labels import LabelModels, used_labels
+from xcm_debias.calibration.labels import LabelModels, complete_calibration, used_labels
 from xcm_debias.calibration.selection import RecallGuardLike, Selection
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.debiased_file import DebiasedState, read_debiased, write_debiased
@@ -117,11 +117,9 @@ class Debiased:
         guard: RecallGuardLike | None = None,
         stream: bool = False,
     ) -> None:
-        if not callable(getattr(retriever, "search", None)):
-            raise TypeError(
-                f"retriever: expected a Retriever (an object with search(queries, gallery, k)), "
-                f"got {type(retriever).__name__}"
-            )
+        _check_has_method(
+            retriever, "search", "retriever", "a Retriever", "search(queries, gallery, k)"
+        )
         processors = as_processor(processors, "processors")
         self._n_folds = fold_count(cross_fit)
         self.retriever = retriever
@@ -129,11 +127,8 @@ class Debiased:
         self.scoring = scoring
         self.cross_fit = cross_fit
         self.seed = check_positive_int(seed, "seed", minimum=0)
-        if guard is not None and not callable(getattr(guard, "select", None)):
-            raise TypeError(
-                f"guard: expected a recall guard (an object with select(...)), got "
-                f"{type(guard).__name__}"
-            )
+        if guard is not None:
+            _check_has_method(guard, "select", "guard", "a recall guard", "select(...)")
         self.guard = guard
         self.selection_: Selection | None = None
         self._templates = scoring_templates(scoring)
@@ -166,6 +161,7 @@ class Debiased:
             )
         self.clear_cache()
         self._fitted = False
+        calibration = complete_calibration(calibration, seed=self.seed, stacklevel=3)
         if self.guard is not None:
             self.selection_ = self.guard.select(self.retriever, calibration, self.cross_fit)
             config = self.selection_.config
@@ -292,7 +288,7 @@ class Debiased:
         seed: int = 0,
     ) -> Debiased:
         """A fitted ``Debiased`` from already fitted ``processors`` and per-direction ``scorers``
-        (as ``load`` rebuilds one, and the recall guard scores its candidates)."""
+        (as ``load`` rebuilds one)."""
         if processors is not None and not processors.is_fitted:
             raise NotFittedError("processors: expected fitted processors, got unfitted ones")
         fitted = {d: list(s) for d, s in scorers.items() if s}
@@ -302,3 +298,10 @@ class Debiased:
         out.scorers_ = fitted
         out._fitted = True
         return out
+
+
+def _check_has_method(value: object, method: str, name: str, expected: str, call: str) -> None:
+    if not callable(getattr(value, method, None)):
+        raise TypeError(
+            f"{name}: expected {expected} (an object with {call}), got {type(value).__name__}"
+        )

@@ -178,7 +178,9 @@ def top1_metrics(
     own − chance) and ``t2i/own_culture_abs_excess@1`` (mean of ``|own − chance|``).
     Relevance = same ``item``; the chance level of language ``l`` is the share of images of
     ``l``'s culture among the relevant images of ``l``'s queries; languages whose culture no
-    image carries are left out.
+    image carries are left out. Own-culture is measured on the implicit queries (texts whose
+    extra column ``named_culture`` is empty, or every text without that column), as in
+    ``BiasReport``.
     """
     texts, images = corpus.texts, corpus.images
     texts.require_label("language", "top1_metrics", "text row")
@@ -198,11 +200,15 @@ def top1_metrics(
     excess = []
     mapping = {language_key(lang): c for lang, c in (culture_of_language or {}).items()}
     image_cultures = set(images.cultures())
+    named = texts.extra.get("named_culture")
+    implicit = np.ones(len(texts), dtype=bool) if named is None else named.astype(str) == ""
     for language in languages:
         culture = mapping.get(language, language)
         if culture not in image_cultures:
             continue
-        rows = texts.language == language
+        rows = (texts.language == language) & implicit
+        if not rows.any():
+            continue
         own = float((images.culture[t2i[rows]] == culture).mean())
         chance = _relevant_share(texts.item[rows], images.item, images.culture == culture)
         out[f"t2i/own_culture@1/lang={language}"] = own

@@ -14,7 +14,8 @@ chain_cross_fit}.md. About ten minutes on 2 CPU cores.
 
 Each configuration is fitted on the world's calibration split (60 items) and measured on its
 test split (240 items) with ``BiasReport``; the Markdown table holds means over the seeds.
-Chance for own-culture@1 is 1/8 (every item is drawn in all 8 cultures).
+Chance for own-culture@1 (implicit queries) and named-culture@1 (queries that name a culture)
+is 1/8 (every item is drawn in all 8 cultures).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ CONFIGS: dict[str, Callable[[], PostProcessor | None]] = {
     "align contrastive": lambda: LanguageAlignment(method="contrastive"),
     "decouple oblique": lambda: CultureLanguageDecoupler(),
     "decouple orthogonal": lambda: CultureLanguageDecoupler(method="orthogonal"),
+    "decouple preference": lambda: CultureLanguageDecoupler(method="preference"),
     "ot mean": lambda: OTRecenter(),
     "ot diag": lambda: OTRecenter(method="diag"),
     "ot lowrank": lambda: OTRecenter(method="lowrank"),
@@ -68,6 +70,12 @@ CONFIGS: dict[str, Callable[[], PostProcessor | None]] = {
     "align → orthogonal, cross_fit=5": lambda: Chain(
         LanguageAlignment(), CultureLanguageDecoupler(method="orthogonal"), cross_fit=5
     ),
+    "align → preference": lambda: Chain(
+        LanguageAlignment(), CultureLanguageDecoupler(method="preference")
+    ),
+    "align → preference, cross_fit=5": lambda: Chain(
+        LanguageAlignment(), CultureLanguageDecoupler(method="preference"), cross_fit=5
+    ),
     "align → leace": lambda: Chain(LanguageAlignment(), LanguageProjection()),
     "align → leace, cross_fit=5": lambda: Chain(
         LanguageAlignment(), LanguageProjection(), cross_fit=5
@@ -78,6 +86,7 @@ COLUMNS = {
     "t2i R@1": "t2i/recall@1",
     "i2t R@1": "i2t/recall@1",
     "own-culture excess@1": "t2i/own_culture_excess@1",
+    "named-culture@1": "t2i/named_culture@1",
     "i2t language TV@1": "i2t/language_tv@1",
     "t2i skew N10": "t2i/hubness_skew@10",
     "modality gap": "modality_gap",
@@ -104,8 +113,12 @@ PAGES: dict[str, tuple[str, ...]] = {
         "leace",
         "decouple oblique",
         "decouple orthogonal",
+        "decouple preference",
+        "align ridge",
         "align → orthogonal",
+        "align → preference",
         "align → orthogonal, cross_fit=5",
+        "align → preference, cross_fit=5",
     ),
     "ot_recenter.md": ("none", "ot mean", "ot diag", "ot lowrank", "ot gaussian", "ot modality"),
     "invgc.md": ("none", "invgc"),
@@ -130,10 +143,16 @@ def measure(name: str, seed: int) -> dict[str, float]:
     row = {column: metrics[key] for column, key in COLUMNS.items()}
     for lang in LOW_RESOURCE:
         row[f"t2i R@1 {lang}"] = metrics[f"t2i/recall@1/lang={lang}"]
+    row["named@1 sw/vi"] = float(
+        np.mean([metrics[f"t2i/named_culture@1/lang={lang}"] for lang in LOW_RESOURCE])
+    )
     high = [lang for lang in CULTURE_OF_LANGUAGE if lang not in LOW_RESOURCE]
     row["own@1 high-res (min–max)"] = (
         min(metrics[f"t2i/own_culture@1/lang={lang}"] for lang in high),
         max(metrics[f"t2i/own_culture@1/lang={lang}"] for lang in high),
+    )
+    row["max_l \\|own − chance\\|"] = max(
+        abs(metrics[f"t2i/own_culture_excess@1/lang={lang}"]) for lang in CULTURE_OF_LANGUAGE
     )
     return row
 

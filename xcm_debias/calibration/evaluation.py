@@ -13,7 +13,10 @@ guard needs:
 * ``group``: the query's group for per-group recall constraints — text→image: the query's
   ``language``; image→text: the image's ``culture`` (``"*"`` when images carry none);
 * text→image: ``own`` (the top-1 image has the culture associated with the query's language)
-  and ``chance`` (that culture's share among the query's relevant images);
+  and ``chance`` (that culture's share among the query's relevant images); with a text extra
+  column ``named_culture`` (the culture a caption names in words, ``""`` for none), ``named``
+  (the top-1 image has the named culture; meaningful where ``explicit``) and ``explicit``;
+  own-culture is then pooled over the implicit queries only;
 * image→text: ``top_language`` (the language of the top-1 caption) and ``expected`` (each
   language's share of the fold's caption gallery, as a row per query).
 
@@ -26,7 +29,8 @@ Pooled metrics (:func:`pooled_metrics`), with the key names of ``BiasReport``:
         - \tfrac1Q\sum_q \mathrm{expected}_{q,l}\Big|,
 
     \mathrm{excess}_l = \overline{\mathrm{own}}_l - \overline{\mathrm{chance}}_l,
-    \qquad |\mathrm{excess}| = \tfrac{1}{|L|}\sum_l |\mathrm{excess}_l|.
+    \qquad |\mathrm{excess}| = \tfrac{1}{|L|}\sum_l |\mathrm{excess}_l|,
+    \qquad \mathrm{named} = \overline{\mathrm{named}}_{q\ \mathrm{explicit}}.
 
 Hubness skew@10 (skewness of the k-occurrence ``N_10`` over every gallery row of a fold,
 Radovanović et al. 2010) is computed per fold and averaged, weighted by the fold's queries.
@@ -63,6 +67,8 @@ class Outcomes:
     top_language: np.ndarray | None = None
     expected: dict[str, np.ndarray] | None = None
     skews: list[tuple[float, int]] | None = None
+    named: np.ndarray | None = None
+    explicit: np.ndarray | None = None
 
     @staticmethod
     def concat(parts: list[Outcomes]) -> Outcomes:
@@ -94,6 +100,8 @@ class Outcomes:
             top_language=cat("top_language"),
             expected=expected,
             skews=[s for p in parts for s in (p.skews or [])],
+            named=cat("named"),
+            explicit=cat("explicit"),
         )
 
 
@@ -141,7 +149,11 @@ def _t2i(
     culture_of_language: Mapping[str, str] | None,
 ) -> Outcomes:
     language = queries.language.astype(str)
-    own = chance = None
+    own = chance = named = explicit = None
+    if gallery.has_label("culture") and "named_culture" in queries.extra:
+        wanted = queries.extra["named_culture"].astype(str)
+        explicit = wanted != ""
+        named = gallery.culture.astype(str)[top1] == wanted
     if gallery.has_label("culture"):
         mapping = dict(culture_of_language or {})
         target = np.array([mapping.get(lang, lang) for lang in language])
@@ -151,7 +163,17 @@ def _t2i(
         marked = relevant & (culture[None, :] == target[:, None])
         n_relevant = relevant.sum(axis=1)
         chance = np.where(n_relevant > 0, marked.sum(axis=1) / np.maximum(n_relevant, 1), 0.0)
-    return Outcomes("t2i", hit, language, own, chance, query_language=language, skews=skews)
+    return Outcomes(
+        "t2i",
+        hit,
+        language,
+        own,
+        chance,
+        query_language=language,
+        skews=skews,
+        named=named,
+        explicit=explicit,
+    )
 
 
 def _i2t(
@@ -185,10 +207,16 @@ def pooled_metrics(outcomes: Outcomes) -> dict[str, float]:
     for group in np.unique(outcomes.group):
         if group != ONE_GROUP:
             out[f"{d}/recall@1/{key}={group}"] = float(outcomes.hit[outcomes.group == group].mean())
+    implicit = np.ones(len(outcomes.hit), dtype=bool)
+    if outcomes.named is not None and outcomes.explicit is not None and outcomes.explicit.any():
+        implicit = ~outcomes.explicit
+        out["t2i/named_culture@1"] = float(outcomes.named[outcomes.explicit].mean())
     if outcomes.own is not None and outcomes.chance is not None:
         excess = []
         for language in np.unique(outcomes.query_language):
-            rows = outcomes.query_language == language
+            rows = (outcomes.query_language == language) & implicit
+            if not rows.any():
+                continue
             if outcomes.chance[rows].max(initial=0.0) == 0.0:
                 continue  # no relevant image carries this language's culture
             excess.append(float(outcomes.own[rows].mean() - outcomes.chance[rows].mean()))
@@ -207,6 +235,19 @@ def pooled_metrics(outcomes: Outcomes) -> dict[str, float]:
             sum(s * n for s, n in finite) / sum(n for _, n in finite)
         )
     return out
+
+
+def named_culture_loss(base: Outcomes, candidate: Outcomes) -> tuple[float, float] | None:
+    """Loss of named-culture@1 against ``base`` on the same explicit queries: ``(mean, SE)`` of
+    the paired per-query difference, or ``None`` when there are no culture-explicit queries."""
+    if base.named is None or candidate.named is None or base.explicit is None:
+        return None
+    if not base.explicit.any():
+        return None
+    rows = base.explicit
+    diff = base.named[rows].astype(np.float64) - candidate.named[rows].astype(np.float64)
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    return float(diff.mean()), se
 
 
 def bias(metrics: Mapping[str, float], direction: str) -> float:

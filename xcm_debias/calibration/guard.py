@@ -63,10 +63,17 @@ from xcm_debias.calibration.crossfit import (
     DIRECTIONS,
     fit_processors,
     fit_scorers,
+    fold_count,
     processors_from_config,
     scoring_from_config,
 )
-from xcm_debias.calibration.evaluation import Outcomes, bias, fold_outcomes, pooled_metrics
+from xcm_debias.calibration.evaluation import (
+    Outcomes,
+    bias,
+    fold_outcomes,
+    named_culture_loss,
+    pooled_metrics,
+)
 from xcm_debias.calibration.folds import item_folds
 from xcm_debias.calibration.held_out_gallery import FoldModel, HeldOutGalleryRanker
 from xcm_debias.calibration.selection import Candidate, Selection
@@ -85,6 +92,11 @@ def _stage(cls: str, **params: Any) -> dict[str, Any]:
 DEFAULT_PROCESSORS: dict[str, StageList] = {
     "none": [],
     "LanguageAlignment": [_stage("LanguageAlignment", method="ridge", target="centroid")],
+    # then remove each language's remaining mean culture preference (keeps asked-for culture)
+    "LanguageAlignment → Decoupler(preference)": [
+        _stage("LanguageAlignment", method="ridge", target="centroid"),
+        _stage("CultureLanguageDecoupler", method="preference"),
+    ],
 }
 #: text→image score-stage options (GroupBalance needs image cultures; the hubness reducers
 #: lift the recall of poorly resolved languages, whose queries hubs capture)
@@ -117,7 +129,7 @@ DEFAULT_I2T: dict[str, StageList] = {
     },
 }
 #: stages that read the images' culture label (skipped when calibration images carry none)
-CULTURE_STAGES = {"GroupBalance"}
+CULTURE_STAGES = {"GroupBalance", "CultureLanguageDecoupler"}
 
 
 class RecallGuard:
@@ -209,7 +221,7 @@ class RecallGuard:
                 raise ValueError(
                     f"calibration: the recall guard expected {modality} rows, got none"
                 )
-        inner_folds = 5 if cross_fit is True else (0 if cross_fit is False else int(cross_fit))
+        inner_folds = fold_count(cross_fit)
         notes: list[str] = []
         options = self._usable_options(calibration, notes)
         folds = item_folds(calibration, self.n_folds, self.seed, "RecallGuard")
@@ -269,18 +281,21 @@ class RecallGuard:
                 f"{self.min_items_for_scoring}): score stages skipped; a calibration gallery that "
                 "small cannot show what they cost on a larger one"
             )
-        elif not has_culture:  # only text→image stages read the images' culture
-            dropped = [
-                name
-                for name, stages in options["t2i"].items()
-                if any(s["class"] in CULTURE_STAGES for s in stages)
-            ]
-            for name in dropped:
-                del options["t2i"][name]
-            if dropped:
+        elif not has_culture:  # text→image stages and the decoupler read the images' culture
+            parts = []
+            for kind in ("processors", "t2i"):
+                dropped = [
+                    name
+                    for name, stages in options[kind].items()
+                    if any(s["class"] in CULTURE_STAGES for s in stages)
+                ]
+                for name in dropped:
+                    del options[kind][name]
+                parts += [f"{kind}: {', '.join(dropped)}"] if dropped else []
+            if parts:
                 notes.append(
-                    f"no culture labels on the calibration images: culture stages skipped "
-                    f"(t2i: {', '.join(dropped)})"
+                    "no culture labels on the calibration images: culture stages skipped "
+                    f"({'; '.join(parts)})"
                 )
         return options
 
@@ -451,6 +466,16 @@ class RecallGuard:
                     f"{direction} recall@1 {label}: loss {loss:.3f} {op} {margin:.2f}·SE "
                     f"{se:.3f} > {self.max_recall_loss:g}"
                 )
+        named_loss = named_culture_loss(base, candidate)  # culture-explicit t2i queries only
+        if (
+            named_loss is not None
+            and named_loss[0] - self.z * named_loss[1] > self.max_recall_loss + 1e-12
+        ):
+            reasons.append(
+                f"t2i named_culture@1: loss {named_loss[0]:.3f} − {self.z:g}·SE "
+                f"{named_loss[1]:.3f} > "
+                f"{self.max_recall_loss:g}"
+            )
         key = f"{direction}/hubness_skew@10"
         if key in metrics and key in base_metrics:
             if metrics[key] > base_metrics[key] + self.hubness_tolerance:

@@ -38,6 +38,7 @@ labels travel and how stages use them: :mod:`xcm_debias.soft_labels`.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -49,7 +50,7 @@ from xcm_debias.calibration.folds import item_folds
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.fitted import FittedModule, restore_buffers
 from xcm_debias.processors import _stats
-from xcm_debias.soft_labels import with_inferred
+from xcm_debias.soft_labels import _relabelled, inferred_rows, with_inferred
 
 #: (label, modality) pairs a pipeline can infer: languages of texts, cultures of images.
 LABEL_MODALITIES: dict[str, str] = {"language": "text", "culture": "image"}
@@ -165,7 +166,9 @@ class LabelClassifier(FittedModule):
             column = calibration.label(self.label)
         except KeyError:
             column = np.full(len(calibration), "")
-        mask &= column.astype(str) != ""
+        # a label inferred earlier (an unlabelled calibration row, see complete_calibration) is
+        # not a gold label: the classifier learns from the rows that carried their own
+        mask &= (column.astype(str) != "") & ~inferred_rows(calibration, self.label)
         if not mask.any():
             raise ValueError(
                 f"{self._who()}.fit: expected a {self.label!r} label on some calibration "
@@ -338,6 +341,92 @@ class LabelModels(FittedModule):
         return out
 
 
+class CalibrationLabelWarning(UserWarning):
+    """Some calibration rows lacked a group label: inferred for the fit, or the label dropped.
+
+    Carries ``label`` (``"language"``/``"culture"``), ``inferred`` (rows given the classifier's
+    most probable class), ``unconfident`` (of those, rows whose largest posterior is below the
+    threshold) and ``removed`` (rows of the modality whose label was emptied because no
+    classifier could be fitted, e.g. the labelled rows held a single class).
+    """
+
+    def __init__(
+        self, message: str, label: str, inferred: int = 0, unconfident: int = 0, removed: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.label, self.inferred = label, int(inferred)
+        self.unconfident, self.removed = int(unconfident), int(removed)
+
+
+def complete_calibration(
+    calibration: EmbeddingSet, threshold: float = 0.5, seed: int = 0, stacklevel: int = 2
+) -> EmbeddingSet:
+    """``calibration`` with the missing ``language``/``culture`` labels of some rows inferred.
+
+    For each label of :data:`LABEL_MODALITIES` that some, but not all, rows of its modality
+    carry, a :class:`LabelClassifier` (one row per class suffices) is fitted on the rows that
+    carry it and fills the others as :meth:`LabelModels.fill` does at search: the soft label
+    (posterior), the most probable class in the label column (what a stage fits on) and the
+    confidence flag (per-group maps leave an unconfident row unchanged). The unlabelled rows
+    are not among the classifier's training rows, so their posteriors are out-of-sample, as at
+    search. When no classifier can be fitted (the labelled rows hold a single class: no group
+    contrast to learn either), the label is emptied on every row of the modality, as if absent
+    (a stage that needs it then skips, e.g. ``GroupBalance``, or says what is missing). Either way
+    one :class:`CalibrationLabelWarning` per label counts the rows. A label carried by every
+    row, or by none, is left as it is; a fully labelled set is returned itself.
+    """
+    if not isinstance(calibration, EmbeddingSet):
+        raise TypeError(f"calibration: expected an EmbeddingSet, got {type(calibration).__name__}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise TypeError(f"threshold: expected a number in [0, 1], got {threshold!r}")
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold: expected a number in [0, 1], got {threshold!r}")
+    check_positive_int(seed, "seed", minimum=0)
+    for label, modality in LABEL_MODALITIES.items():
+        rows = calibration.modality == modality
+        try:
+            column = calibration.label(label).astype(str)
+        except KeyError:
+            continue
+        missing = rows & (column == "") & ~inferred_rows(calibration, label)
+        n_missing, n_rows = int(missing.sum()), int(rows.sum())
+        if n_missing == 0 or n_missing == n_rows:
+            continue
+        where = f"{n_missing} of {n_rows} calibration {modality} rows without a {label!r} label"
+        model = LabelClassifier(label, modality, min_rows=1, seed=seed)
+        try:
+            model.fit(calibration)
+        except (ValueError, RuntimeError) as exc:  # torch's LinAlgError is a RuntimeError
+            calibration = _relabelled(
+                calibration, {label: np.where(rows, "", column)}, calibration.extra
+            )
+            message = (
+                f"{where}, and no classifier to infer it ({exc}): {label!r} is removed from "
+                f"all {n_rows} {modality} rows (as if absent)"
+            )
+            warnings.warn(
+                CalibrationLabelWarning(message, label, removed=n_rows), stacklevel=stacklevel
+            )
+            continue
+        probs = model.predict_proba(calibration[missing])
+        confident = probs.max(axis=1) >= float(threshold)
+        best = np.asarray(model.classes)[probs.argmax(axis=1)]
+        calibration = with_inferred(
+            calibration, label, missing, model.classes, probs, best, confident
+        )
+        unsure = int((~confident).sum())
+        message = (
+            f"{where}: inferred from the embeddings (cross-fitted accuracy "
+            f"{model.fitted_meta['accuracy']:.3f} on the labelled rows); the stages fit on the "
+            f"most probable class, and {unsure} row(s) below confidence {float(threshold):g} "
+            "get the identity in per-group maps"
+        )
+        warnings.warn(
+            CalibrationLabelWarning(message, label, n_missing, unsure), stacklevel=stacklevel
+        )
+    return calibration
+
+
 def _from_config(cls: type[_Module], config: dict[str, Any]) -> _Module:
     if not isinstance(config, dict) or config.get("class") != cls.__name__:
         raise ValueError(f"config: expected a saved {cls.__name__}, got {config!r:.80}")
@@ -421,8 +510,10 @@ def used_labels(processors: Any, scorers: Iterable[Any]) -> list[str]:
 
 __all__ = [
     "LABEL_MODALITIES",
+    "CalibrationLabelWarning",
     "LabelClassifier",
     "LabelModels",
+    "complete_calibration",
     "expected_calibration_error",
     "fit_lda",
     "fit_temperature",

@@ -27,6 +27,7 @@ examples:
   xcm-debias report embeddings/ --k 5 --out out/ --culture-map en=us --culture-map ja=jp
   xcm-debias report debiased.npz --baseline xcm_debias_report/report.json --out after/
   xcm-debias report test.npz --pipeline pipeline.safetensors --out compared/
+  xcm-debias report test.npz --pipeline pipeline.safetensors --infer-labels
 """
 
 
@@ -86,6 +87,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="a fitted pipeline (.safetensors from `xcm-debias fit` or Debiased.save): report "
         "it on CORPUS against exact retrieval (before = exact, or --baseline; after = pipeline)",
     )
+    parser.add_argument(
+        "--infer-labels",
+        action="store_true",
+        help="with --pipeline: search without any caption language or image culture (the "
+        "pipeline infers them, as for unlabelled queries and galleries), score with CORPUS's "
+        "labels, and show how much each metric moves against the labelled search",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -140,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise CLIError(f"--k: expected a positive integer, got {args.k}")
     culture_map = parse_culture_map(args.culture_map)
+    if args.infer_labels and args.pipeline is None:
+        raise CLIError("--infer-labels: expected --pipeline (a fitted pipeline infers labels)")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out: expected a folder, got the file {str(out)!r}")
@@ -163,6 +173,11 @@ def run(args: argparse.Namespace) -> int:
             retriever = Debiased.load(args.pipeline)
         except (FileNotFoundError, ValueError) as exc:
             raise CLIError(f"--pipeline: {exc}") from None
+        if args.infer_labels and retriever.label_models_ is None:
+            raise CLIError(
+                f"--infer-labels: the pipeline {args.pipeline} has no label models (no stage "
+                "reads a caption language or an image culture)"
+            )
 
     stages = tqdm(
         total=4,
@@ -184,7 +199,13 @@ def run(args: argparse.Namespace) -> int:
                 )
         stages.update()
         stages.set_postfix_str(f"retrieving and scoring ({len(corpus)} rows, k={args.k})")
-        report = BiasReport.evaluate(retriever, corpus, k=args.k, culture_of_language=culture_map)
+        report = BiasReport.evaluate(
+            retriever,
+            corpus,
+            k=args.k,
+            culture_of_language=culture_map,
+            infer_labels=args.infer_labels,
+        )
         labels = ("baseline", "this run")
         if args.pipeline is not None and baseline is None:
             baseline = BiasReport.evaluate(

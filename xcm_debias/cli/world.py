@@ -54,6 +54,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="probability that a caption is in its image's culture language (default 0.5)",
     )
     train.add_argument(
+        "--explicit-rate",
+        type=float,
+        help="share of captions that name their image's culture in words (default 0.5)",
+    )
+    train.add_argument(
         "--threads", type=int, help="torch threads (default 2: the budget is 2 CPU cores)"
     )
     train.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -100,6 +105,7 @@ def _train(args: argparse.Namespace) -> int:
         "n_images": args.n_images,
         "epochs": args.epochs,
         "native_rate": args.native_rate,
+        "explicit_rate": args.explicit_rate,
         "threads": args.threads,
     }
     config = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
@@ -171,17 +177,26 @@ def _baseline(args: argparse.Namespace, weights: str | None) -> None:
         f"baseline: ExactRetriever on the test split ({len(test.texts)} captions, "
         f"{len(test.images)} images)"
     )
-    print("lang  t2i recall@1  own-culture@1 (chance)  own-culture@1 of misses  i2t share@1")
+    print(
+        "lang  t2i recall@1  own-culture@1 (chance)  own-culture@1 of misses  "
+        "named-culture@1  i2t share@1"
+    )
     for lang in LANGUAGES:
         own = m.get(f"t2i/own_culture@1/lang={lang}")
         chance = m.get(f"t2i/own_culture_chance/lang={lang}")
         misses = m.get(f"t2i/own_culture_misses@1/lang={lang}")
+        named = m.get(f"t2i/named_culture@1/lang={lang}")
         own_text = "-" if own is None else f"{own:.3f} ({chance:.3f})"
         miss_text = "-" if misses is None else f"{misses:.3f}"
+        named_text = "-" if named is None else f"{named:.3f}"
         print(
             f"{lang:<5} {m[f't2i/recall@1/lang={lang}']:>12.3f}  {own_text:>22}  "
-            f"{miss_text:>23}  {m[f'i2t/language_share@1/lang={lang}']:>11.3f}"
+            f"{miss_text:>23}  {named_text:>15}  {m[f'i2t/language_share@1/lang={lang}']:>11.3f}"
         )
+    print(
+        "own-culture@1: captions that name no culture (implicit); named-culture@1: captions "
+        "that name one (chance 0.125)"
+    )
     en_share = m["i2t/language_share@1/lang=en"]
     gallery = m["i2t/gallery_language_share/lang=en"]
     print(

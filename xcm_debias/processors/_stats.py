@@ -347,11 +347,17 @@ def culture_profiles(
 ) -> tuple[list[str], torch.Tensor]:
     """Culture of each text row as a distribution over cultures ``[n, M]`` (float64).
 
-    A text with its own ``culture`` label is one-hot on it; otherwise it takes the culture mix of
-    its item's images (one-hot when they agree). Raises when a text row has neither.
+    A text with its own ``culture`` label is one-hot on it; else a text whose extra column
+    ``named_culture`` names a culture (a caption that asks for it in words) is one-hot on that;
+    otherwise it takes the culture mix of its item's images (one-hot when they agree). Raises
+    when a text row has none of these.
     """
     images = (calibration.modality == "image") & (calibration.culture != "")
-    names = sorted((set(texts.culture.tolist()) | set(calibration.culture[images].tolist())) - {""})
+    named = texts.extra.get("named_culture")
+    own = texts.culture
+    if named is not None:
+        own = np.where(own != "", own, named.astype(str))
+    names = sorted((set(own.tolist()) | set(calibration.culture[images].tolist())) - {""})
     index = {c: i for i, c in enumerate(names)}
     item_mix: dict[str, np.ndarray] = {}
     for item, cult in zip(
@@ -360,9 +366,7 @@ def culture_profiles(
         item_mix.setdefault(item, np.zeros(len(names)))[index[cult]] += 1.0
     profiles = np.zeros((len(texts), len(names)))
     missing = 0
-    for row, (item, cult) in enumerate(
-        zip(texts.item.tolist(), texts.culture.tolist(), strict=True)
-    ):
+    for row, (item, cult) in enumerate(zip(texts.item.tolist(), own.tolist(), strict=True)):
         if cult:
             profiles[row, index[cult]] = 1.0
         elif item in item_mix:

@@ -23,7 +23,23 @@ carries a "German" direction that also points at German-looking images. Two clos
   recorded in ``fitted_meta``. Needs each caption's language at transform; languages unseen at
   fit get only the projection (no preference shift) and a warning.
 
-Both change texts only by default (``apply_to=("text",)``); ``"oblique"`` may be applied to
+* ``"preference"`` — remove from each caption only its language's mean culture preference,
+  measured in score space on the *implicit* calibration captions (those without a
+  ``named_culture``) against their items' images: ``x' = x − δ_L``, ``δ_L = G_L⁺P_L`` with
+  ``P_{L,c}`` the mean of ``x·(g − ḡ_item)`` over language-``L`` captions and their item's
+  culture-``c`` images ``g``, and ``G_{L,c}`` the mean of ``g − ḡ_item`` over the same pairs
+  (:mod:`xcm_debias.processors.culture_preference`). ``δ_L`` lies in the culture subspace
+  (span of the image culture offsets); the language directions orthogonal to it and the culture
+  a caption's own words carry are kept, so a query that names a culture still retrieves it. On
+  the fitting rows the mean culture offset of every language's implicit captions becomes 0
+  exactly. Needs each caption's language at transform (unseen languages: unchanged, warning).
+
+With a ``named_culture`` extra column on the calibration texts (the culture a caption names in
+words), ``"oblique"`` takes it as that caption's culture ``y`` (so the culture the words carry
+is the covariance it keeps: LEACE of language conditioned on explicit culture) and
+``"orthogonal"``/``"preference"`` estimate the language offsets on the implicit captions only.
+
+All change texts only by default (``apply_to=("text",)``); ``"oblique"`` may be applied to
 images too (it needs no labels at transform). Rows are L2-normalised first (``normalize=True``);
 outputs are float32.
 
@@ -44,8 +60,10 @@ import torch
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.processors import _stats
 from xcm_debias.processors.base import PostProcessor
+from xcm_debias.processors.culture_preference import preference_shifts
 
-METHODS = ("oblique", "orthogonal")
+METHODS = ("oblique", "orthogonal", "preference")
+_TEXT_ONLY = ("orthogonal", "preference")
 _RTOL = 1e-6
 _ILL_CONDITIONED = 1e-4
 
@@ -83,15 +101,18 @@ class CultureLanguageDecoupler(PostProcessor):
     """Remove language identity from captions while keeping their culture signal.
 
     Args:
-        method: ``"oblique"`` (SPLINCE-style constrained LEACE, default) or ``"orthogonal"``.
-        apply_to: modalities changed (default texts; ``"orthogonal"`` is text-only).
+        method: ``"oblique"`` (SPLINCE-style constrained LEACE, default), ``"orthogonal"`` or
+            ``"preference"`` (remove each language's mean culture preference only).
+        apply_to: modalities changed (default texts; ``"orthogonal"`` and ``"preference"``
+            are text-only).
         shrinkage: covariance estimator of ``"oblique"``: ``"ledoit-wolf"``, ``"none"`` or a
             fixed intensity in [0, 1].
         normalize: L2-normalise rows before fitting and transforming.
 
     Labels: ``"oblique"`` — calibration texts need ``language`` and a culture (own label or
-    via their item's images). ``"orthogonal"`` — texts need ``language``, images ``culture``;
-    ``item`` links captions and images; transform needs ``language``.
+    via their item's images, or ``named_culture``). ``"orthogonal"``, ``"preference"`` — texts
+    need ``language``, images ``culture``; ``item`` links captions and images; transform needs
+    ``language``.
     """
 
     def __init__(
@@ -109,7 +130,7 @@ class CultureLanguageDecoupler(PostProcessor):
 
     @property
     def needs(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ("language",) if self.method == "orthogonal" else ()
+        return ("language",) if self.method in _TEXT_ONLY else ()
 
     def _who(self, step: str) -> str:
         return f"CultureLanguageDecoupler(method={self.method!r}).{step}"
@@ -118,9 +139,9 @@ class CultureLanguageDecoupler(PostProcessor):
         who = self._who("fit")
         _stats.check_choice(self.method, "method", METHODS, who)
         shrinkage = _stats.check_shrinkage(self.shrinkage, who)
-        if self.method == "orthogonal" and self.apply_to != ("text",):
+        if self.method in _TEXT_ONLY and self.apply_to != ("text",):
             raise ValueError(
-                f"{who}: apply_to: method 'orthogonal' shifts captions by their language's "
+                f"{who}: apply_to: method {self.method!r} shifts captions by their language's "
                 f"culture preference and applies to texts only; expected ('text',), got "
                 f"{self.apply_to}"
             )
@@ -128,8 +149,10 @@ class CultureLanguageDecoupler(PostProcessor):
         texts.require_label("language", who, "calibration text row")
         if self.method == "oblique":
             self._fit_oblique(calibration, texts, shrinkage, who)
-        else:
+        elif self.method == "orthogonal":
             self._fit_orthogonal(calibration, texts, who)
+        else:
+            self._fit_preference(calibration, texts, who)
 
     def _fit_oblique(
         self, calibration: EmbeddingSet, texts: EmbeddingSet, shrinkage: str | float, who: str
@@ -177,11 +200,7 @@ class CultureLanguageDecoupler(PostProcessor):
         self.fitted_meta = {"languages": languages, "cultures": culture_names}
 
     def _fit_orthogonal(self, calibration: EmbeddingSet, texts: EmbeddingSet, who: str) -> None:
-        image_mask = calibration.modality == "image"
-        if not image_mask.any():
-            raise ValueError(f"{who}: expected calibration image rows (with a culture), got none")
-        images = calibration[image_mask]
-        images.require_label("culture", who, "calibration image row")
+        images = _culture_images(calibration, who)
         languages, lang_codes = _stats.classes_and_codes(texts.language, who, "language", 2)
         cultures, cult_codes = _stats.classes_and_codes(images.culture, who, "culture", 1)
         if len(languages) < 2 or len(cultures) < 2:
@@ -189,7 +208,13 @@ class CultureLanguageDecoupler(PostProcessor):
                 f"{who}: expected at least 2 languages and 2 cultures, got languages "
                 f"{languages} and cultures {cultures}"
             )
-        xt = _stats.prepare(texts.embeddings, self.normalize)
+        implicit = _implicit(texts)
+        if implicit.all():
+            xt = _stats.prepare(texts.embeddings, self.normalize)
+        else:
+            texts = texts[implicit]
+            languages, lang_codes = _stats.classes_and_codes(texts.language, who, "language", 2)
+            xt = _stats.prepare(texts.embeddings, self.normalize)
         xi = _stats.prepare(images.embeddings, self.normalize)
         culture_offsets, culture_source = _within_item_offsets(
             xi, images.item, cult_codes, len(cultures)
@@ -213,13 +238,77 @@ class CultureLanguageDecoupler(PostProcessor):
             "language_basis": language_source,
         }
 
+    def _fit_preference(self, calibration: EmbeddingSet, texts: EmbeddingSet, who: str) -> None:
+        images = _culture_images(calibration, who)
+        implicit = _implicit(texts)
+        if not implicit.any():
+            raise ValueError(
+                f"{who}: expected calibration captions that name no culture (named_culture ''), "
+                f"got none of {len(texts)}"
+            )
+        texts = texts[implicit]
+        languages, lang_codes = _stats.classes_and_codes(texts.language, who, "language", 1)
+        cultures, cult_codes = _stats.classes_and_codes(images.culture, who, "culture", 1)
+        if len(cultures) < 2:
+            raise ValueError(f"{who}: expected images of at least 2 cultures, got {cultures}")
+        _, item_codes = np.unique(images.item, return_inverse=True)
+        spread = np.bincount(item_codes, minlength=item_codes.max() + 1)
+        if spread.max(initial=0) < 2:
+            raise ValueError(
+                f"{who}: expected an item shown in at least 2 cultures (a culture offset is "
+                "measured within an item), got one image per item"
+            )
+        shifts, preference, rank = preference_shifts(
+            _stats.prepare(texts.embeddings, self.normalize),
+            lang_codes,
+            len(languages),
+            texts.item,
+            _stats.prepare(images.embeddings, self.normalize),
+            cult_codes,
+            len(cultures),
+            images.item,
+            _RTOL,
+        )
+        self.set_state("shifts", shifts.float())
+        self.fitted_meta = {
+            "languages": languages,
+            "cultures": cultures,
+            "culture_rank": rank,
+            "preference": {
+                lang: [round(float(v), 6) for v in row]
+                for lang, row in zip(languages, preference.tolist(), strict=True)
+            },
+            "n_implicit_captions": int(len(texts)),
+        }
+
     def forward(self, x: torch.Tensor, data: EmbeddingSet) -> torch.Tensor:
         x = _stats.prepare(x, self.normalize, torch.float32)  # a new tensor: edited in place
         if self.method == "oblique":
             return _stats.remove_low_rank(x, self.mean, self.right, self.left)
+        if self.method == "preference":
+            codes = _stats.language_codes(
+                data, self.fitted_meta["languages"], self._who("transform")
+            )
+            return _stats.subtract_group_rows(x, codes, self.shifts)
         projected = _stats.remove_low_rank(x, self.mean, self.basis.T, self.basis)
         codes = _stats.language_codes(data, self.fitted_meta["languages"], self._who("transform"))
         return _stats.subtract_group_rows(projected, codes, self.preference)
+
+
+def _culture_images(calibration: EmbeddingSet, who: str) -> EmbeddingSet:
+    """The calibration image rows, each with a culture (else a clear error)."""
+    image_mask = calibration.modality == "image"
+    if not image_mask.any():
+        raise ValueError(f"{who}: expected calibration image rows (with a culture), got none")
+    images = calibration[image_mask]
+    images.require_label("culture", who, "calibration image row")
+    return images
+
+
+def _implicit(texts: EmbeddingSet) -> np.ndarray:
+    """Text rows that name no culture (every row without a ``named_culture`` column)."""
+    named = texts.extra.get("named_culture")
+    return np.ones(len(texts), dtype=bool) if named is None else named.astype(str) == ""
 
 
 def _within_item_offsets(

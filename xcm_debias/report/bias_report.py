@@ -31,7 +31,8 @@ class BiasReport:
             resamples, seed 0). Only finite values are kept.
         provenance: plain JSON data about how the evaluated retriever came to be, one entry
             per kind; ``"selection"`` is ``retriever.selection_.to_dict()`` (the recall
-            guard's candidate table) when the retriever has one.
+            guard's candidate table) when the retriever has one; ``"labels"`` says which group
+            labels the retriever inferred at search (``xcm_debias.report.inferred_labels``).
     """
 
     metrics: dict[str, float]
@@ -50,6 +51,7 @@ class BiasReport:
         *,
         low_resource: Sequence[str] | None = None,
         cooccurring_objects: Sequence[tuple[str, str]] | None = None,
+        infer_labels: bool = False,
     ) -> BiasReport:
         """Run text→image and image→text on ``corpus`` and compute every metric.
 
@@ -59,6 +61,9 @@ class BiasReport:
         ``low_resource`` names the languages 3XCM's LBKL@k counts as low-resource (omitted
         when not given); ``cooccurring_objects`` lists the object pairs that co-occur in
         training, for ODmAP@k (else a boolean ``decorrelated`` extra column is used, if any).
+        ``infer_labels=True`` evaluates a label-free search: a fitted pipeline gets every row
+        without ``language``/``culture`` and infers them; the metrics are scored with the
+        corpus's labels and ``provenance["labels"]`` compares them with the labelled search.
         See ``xcm_debias.report.evaluate.evaluate_report``.
         """
         return operation("evaluate")(
@@ -68,6 +73,7 @@ class BiasReport:
             culture_of_language=culture_of_language,
             low_resource=low_resource,
             cooccurring_objects=cooccurring_objects,
+            infer_labels=infer_labels,
         )
 
     # ------------------------------------------------------------ comparison

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from xcm_debias.report import families, headline, layout, plots, selection
+from xcm_debias.report import families, headline, inferred_labels, layout, plots, selection
 from xcm_debias.report.bias_report import BiasReport
 from xcm_debias.report.blocks import (
     Block,
@@ -31,8 +31,8 @@ from xcm_debias.report.blocks import (
 from xcm_debias.report.comparison import Comparison
 
 #: Sections built from ``report.provenance[section.key]``, shown after the headline, in order.
-#: A new kind of provenance (e.g. how labels were inferred) adds its module's section here.
-EXTRA_SECTIONS: tuple[ExtraSection, ...] = (selection.SECTION,)
+#: A new kind of provenance adds its module's section here.
+EXTRA_SECTIONS: tuple[ExtraSection, ...] = (selection.SECTION, inferred_labels.SECTION)
 
 _BETTER_WORDS = {
     families.HIGHER: "higher",

@@ -17,6 +17,14 @@ own-culture and per-culture keys. ``culture_of_language`` maps a language to its
 carries (or that has no culture) gets no own-culture keys; ``config["culture_of_language"]``
 holds the map actually used.
 
+Culture-explicit queries. A text extra column ``named_culture`` (the culture a caption names
+in words, ``""`` when it names none) splits the text→image queries in two: own-culture keys are
+computed on the *implicit* queries only (the bias: a culture nobody asked for), and
+``t2i/named_culture@1`` (overall and ``/lang=<l>``) is the share of *explicit* queries whose
+top-1 image has the named culture (the content: a culture that was asked for), with
+``t2i/named_culture_chance`` the share a culture-blind retriever that finds the content would
+reach (1/8 on the world). Without the column every query is implicit.
+
 Uncertainty. ``uncertainty[key]`` is the standard error of ``metrics[key]`` where one is
 defined (:mod:`xcm_debias.metrics.uncertainty`): of a mean over queries for recall@k, MRR,
 mAP@k (overall and per group), own-culture@1 and language share@1 (the binomial SE for a
@@ -75,6 +83,7 @@ from xcm_debias.metrics import (
 )
 from xcm_debias.metrics.ranks import check_ranking, check_retriever
 from xcm_debias.pipeline_spec import pipeline_spec
+from xcm_debias.report import label_free
 from xcm_debias.report.bias_report import BiasReport
 from xcm_debias.report.registry import implements
 from xcm_debias.report.render_json import jsonable
@@ -111,6 +120,7 @@ def evaluate_report(
     *,
     low_resource: Sequence[str] | None = None,
     cooccurring_objects: Sequence[tuple[str, str]] | None = None,
+    infer_labels: bool = False,
 ) -> BiasReport:
     """Every metric of ``retriever`` on ``corpus`` (text→image and image→text).
 
@@ -126,16 +136,41 @@ def evaluate_report(
         cooccurring_objects: object pairs that co-occur in training, for ODmAP-style@k with the
             ``objects`` extra column; without it, a boolean ``decorrelated`` extra column is
             used when present; otherwise ODmAP keys are omitted.
+        infer_labels: evaluate a label-free search: the retriever (a fitted pipeline with
+            label models) gets every row without ``language`` and ``culture`` and infers them;
+            the metrics are still scored with the corpus's labels, and, where the corpus has
+            them, ``provenance["labels"]["gold"]`` holds each metric searched with the labels
+            given and with them inferred (:mod:`xcm_debias.report.label_free`).
 
     Returns:
         A :class:`BiasReport` with flat ``metrics``, ``details`` (k-occurrence lists),
         ``config``, ``uncertainty`` (standard errors, see the module docstring) and
         ``provenance`` (``{"selection": retriever.selection_.to_dict()}`` when the retriever
-        has a ``selection_``, e.g. the recall guard's candidates, as plain JSON data).
+        has a ``selection_``, e.g. the recall guard's candidates, as plain JSON data;
+        ``"labels"`` when the retriever inferred group labels at search, see
+        :mod:`xcm_debias.report.inferred_labels`).
     """
     check_retriever(retriever)
     if not isinstance(corpus, EmbeddingSet):
         raise TypeError(f"corpus: expected an EmbeddingSet, got {type(corpus).__name__}")
+    if not isinstance(infer_labels, bool):
+        raise TypeError(f"infer_labels: expected a bool, got {type(infer_labels).__name__}")
+    if infer_labels:
+        options = {
+            "k": k,
+            "culture_of_language": culture_of_language,
+            "low_resource": low_resource,
+            "cooccurring_objects": cooccurring_objects,
+        }
+        record = label_free.label_record(retriever, corpus, label_free=True)
+        if record is None:
+            raise ValueError(
+                "infer_labels: expected a retriever with label models (a fitted Debiased whose "
+                f"stages read language or culture), got {type(retriever).__name__} without any"
+            )
+        inferred = evaluate_report(label_free.LabelFreeRetriever(retriever), corpus, **options)
+        gold = evaluate_report(retriever, corpus, **options)
+        return label_free.with_gold(inferred, gold, record)
     k = check_positive_int(k, "k")
     is_image = corpus.modality == "image"
     if not is_image.any() or is_image.all():
@@ -149,6 +184,7 @@ def evaluate_report(
     own_map = _culture_of_language(culture_of_language, languages, cultures)
     low = _low_resource(low_resource, languages)
     decorrelated = _decorrelated(corpus, cooccurring_objects)
+    _named_cultures(texts, cultures)  # validated before any retrieval runs
 
     t2i = _run(retriever, texts, images, k, "t2i")
     i2t = _run(retriever, images, texts, k, "i2t")
@@ -181,10 +217,15 @@ def evaluate_report(
         uncertainty.update(_language_tv_se(i2t, k))
         if cultures:
             metrics.update(_culture_share(t2i))
+    named = _named_cultures(t2i.queries, cultures)
     if own_map:
-        own_rows = _own_culture_rows(t2i, own_map)
+        own_rows = _own_culture_rows(t2i, own_map, named)
         metrics.update(_own_culture(t2i, own_rows))
         uncertainty.update(_own_culture_se(own_rows))
+    if named is not None and (named != "").any():
+        named_metrics, named_se = _named_culture(t2i, named)
+        metrics.update(named_metrics)
+        uncertainty.update(named_se)
     odmap_config = None
     if decorrelated is not None:
         metrics.update(_odmap(t2i, i2t, k, decorrelated[~is_image], decorrelated[is_image]))
@@ -210,6 +251,7 @@ def evaluate_report(
         "n_images": len(images),
         "n_texts": len(texts),
         "n_t2i_queries": len(t2i.queries),
+        "n_culture_explicit_queries": 0 if named is None else int((named != "").sum()),
         "n_i2t_queries": len(i2t.queries),
         "n_texts_without_image": t2i.n_left_out,
         "n_images_without_caption": i2t.n_left_out,
@@ -222,6 +264,9 @@ def evaluate_report(
     }
     selection = getattr(retriever, "selection_", None)
     provenance = {} if selection is None else {"selection": _plain(selection, "selection_")}
+    labels = label_free.label_record(retriever, corpus, label_free=False)
+    if labels is not None:
+        provenance["labels"] = labels
     return BiasReport(
         metrics=metrics,
         details=details,
@@ -305,6 +350,26 @@ def _decorrelated(
     if column.dtype != bool:
         raise TypeError(
             f"corpus.extra['decorrelated']: expected booleans, got dtype {column.dtype}"
+        )
+    return column
+
+
+def _named_cultures(texts: EmbeddingSet, cultures: list[str]) -> np.ndarray | None:
+    """Per text row, the culture its caption names (``""``: none), or ``None`` without the
+    ``named_culture`` extra column."""
+    column = texts.extra.get("named_culture")
+    if column is None:
+        return None
+    if column.dtype.kind != "U":
+        raise TypeError(
+            f"corpus.extra['named_culture']: expected strings (a culture or ''), got dtype "
+            f"{column.dtype}"
+        )
+    unknown = sorted(set(column.tolist()) - set(cultures) - {""})
+    if unknown:
+        raise ValueError(
+            f"corpus.extra['named_culture']: expected '' or a culture of the images "
+            f"{cultures}, got {unknown[:5]}"
         )
     return column
 
@@ -433,10 +498,15 @@ class _OwnCultureRows:
     hit: np.ndarray  # the top-1 image is relevant
 
 
-def _own_culture_rows(t2i: _Direction, own_map: dict[str, str]) -> _OwnCultureRows | None:
+def _own_culture_rows(
+    t2i: _Direction, own_map: dict[str, str], named: np.ndarray | None = None
+) -> _OwnCultureRows | None:
+    """The implicit queries (``named`` empty) whose language has an own culture."""
     lang = t2i.queries.language
     own = np.array([own_map.get(value, "") for value in lang.tolist()], dtype=np.str_)
     mask = own != ""
+    if named is not None:
+        mask &= named == ""
     if not mask.any():
         return None
     own = own[mask]
@@ -471,6 +541,31 @@ def _own_culture(t2i: _Direction, rows: _OwnCultureRows | None) -> Metrics:
         out[f"t2i/own_culture_hits@1/lang={language}"] = hits[language]
         out[f"t2i/own_culture_misses@1/lang={language}"] = misses[language]
     return out
+
+
+def _named_culture(t2i: _Direction, named: np.ndarray) -> tuple[Metrics, Metrics]:
+    """Content (t2i): the share of culture-explicit queries whose top-1 image has the culture
+    they name, overall and per query language; its chance level; their SEs."""
+    mask = named != ""
+    wanted = named[mask]
+    top1 = t2i.gallery.culture[t2i.indices[mask, 0]]
+    hit = own_culture_at_1(top1, wanted)  # 1[top-1 culture = the given culture]
+    chance = own_culture_chance(
+        t2i.queries.item[mask], wanted, t2i.gallery.item, t2i.gallery.culture
+    )
+    metrics: Metrics = {
+        "t2i/named_culture@1": float(hit.mean()),
+        "t2i/named_culture_chance": float(chance.mean()),
+    }
+    se: Metrics = {"t2i/named_culture@1": mean_se(hit)}
+    lang = t2i.queries.language[mask]
+    if (lang != "").any():
+        for language, value in group_mean(hit, lang).items():
+            metrics[f"t2i/named_culture@1/lang={language}"] = value
+        for language, value in group_mean(chance, lang).items():
+            metrics[f"t2i/named_culture_chance/lang={language}"] = value
+        se.update(_group_se(hit, lang, "t2i/named_culture@1", "lang"))
+    return metrics, se
 
 
 def _mrv(

@@ -24,6 +24,8 @@ family (base key, qualifiers stripped)      section      better
 ``t2i/own_culture_chance``                  tugging      neutral (a property of the corpus)
 ``t2i/own_culture_excess@k``                tugging      lower absolute value (0 = chance)
 ``t2i/culture_share@k``                     tugging      neutral (the heat map's cells)
+``t2i/named_culture@k``                     tugging      higher (culture a query asks for)
+``t2i/named_culture_chance``                tugging      neutral (a property of the corpus)
 ``t2i|i2t/hubness_*_null@k``                hubness      neutral (a random retriever's value)
 ``t2i|i2t/hubness_skew@k``                  hubness      lower
 ``t2i|i2t/hubness_antihub@k``               hubness      lower
@@ -110,6 +112,8 @@ FAMILIES: tuple[MetricFamily, ...] = (
         rf"t2i/own_culture_(hits|misses){_K}", "tugging", TOWARD, "t2i/own_culture_chance"
     ),
     MetricFamily(rf"t2i/culture_share{_K}", "tugging", NEUTRAL),
+    MetricFamily(rf"t2i/named_culture{_K}", "tugging", HIGHER),
+    MetricFamily(r"t2i/named_culture_chance", "tugging", NEUTRAL),
     MetricFamily(rf"(t2i|i2t)/recall{_K}/\w+_(gap|std)", "consistency", LOWER),
     MetricFamily(r"(t2i|i2t)/mrv(_var)?", "consistency", LOWER),
     MetricFamily(rf"(t2i|i2t)/hubness_\w+_null{_K}", "hubness", NEUTRAL),

@@ -19,8 +19,10 @@ with ``w_b`` the group's target share (its share of the gallery bank). ``κ`` ar
 weighted random sampling (Efraimidis & Spirakis 2006): among groups whose best rows tie exactly,
 group ``b`` wins with probability ``w_b / Σ w``, so over many queries every language is exposed
 in proportion to its gallery share — the stochastic-ranking view of fairness of exposure (Singh
-& Joachims 2018; Diaz et al. 2020), made deterministic: ``ξ`` is a hash of the query's embedding
-bits and ``seed``, so the same query always gets the same ranking.
+& Joachims 2018; Diaz et al. 2020), made deterministic: ``ξ`` is a hash of the leading bits of
+the query's embedding and ``seed``, so the same query always gets the same ranking — on any
+machine: the hash reads each coordinate's sign, exponent and first mantissa bits only
+(:data:`HASHED_BITS`), which a last-bit difference between BLAS libraries almost never moves.
 
 The bonus lies in ``[0, ε]``: a row can only overtake rows at most ``ε`` above it. ``ε`` (the
 tie width, in score units) is ``width``, or with ``width="auto"`` the ``tie_quantile`` quantile,
@@ -65,6 +67,12 @@ from xcm_debias.scoring.base import (
 )
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+#: leading bits of each float32 coordinate the query hash reads (sign, 8 exponent bits and 3
+#: mantissa bits): a value moves them only when it crosses one of 8 steps per power of two,
+#: so a relative change of 1e-7 (a last-bit rounding difference) reshuffles a 512-d query
+#: with probability about 512 · 8 · 1e-7 / ln 2 ≈ 5e-4, where hashing every bit would
+#: reshuffle nearly every query.
+HASHED_BITS = 12
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -168,13 +176,16 @@ class ExposureShuffle(ScoreNormalizer):
 
 
 def row_uniforms(rows: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    """``[len(rows), n]`` float64 in ``(0, 1)``: a hash of each row's float32 bits and ``seed``.
+    """``[len(rows), n]`` float64 in ``(0, 1)``: a hash of each row's leading float32 bits and
+    ``seed``.
 
-    splitmix64 (Steele, Lea & Flood 2014) of every coordinate's bits, summed mod 2^64 with
-    the coordinate's position mixed in, gives a row hash; splitmix64 of ``hash + (b + 1)·φ``
-    gives column ``b``. Equal rows get equal values; a one-bit change reshuffles them.
+    splitmix64 (Steele, Lea & Flood 2014) of every coordinate's leading :data:`HASHED_BITS`
+    bits, summed mod 2^64 with the coordinate's position mixed in, gives a row hash;
+    splitmix64 of ``hash + (b + 1)·φ`` gives column ``b``. Equal rows get equal values, and so
+    do rows that differ only below the hashed bits (last-bit rounding).
     """
-    bits = np.ascontiguousarray(rows.detach().float().cpu().numpy()).view(np.uint32)
+    words = np.ascontiguousarray(rows.detach().float().cpu().numpy()).view(np.uint32)
+    bits = words >> np.uint32(32 - HASHED_BITS)
     positions = np.arange(bits.shape[1], dtype=np.uint64) * _GOLDEN
     with np.errstate(over="ignore"):
         row_hash = _splitmix64(bits.astype(np.uint64) ^ positions[None, :]).sum(

@@ -57,7 +57,8 @@ def baseline_metrics(seeds: Sequence[int], n_items: int | None = None) -> dict[i
 
 
 def baseline_plot(metrics: dict[int, dict], path: str | Path) -> Path:
-    """Three panels, mean over seeds with min–max bars: recall@1, own-culture@1, i2t share."""
+    """Four panels, mean over seeds with min–max bars: recall@1, own-culture@1 (implicit
+    queries), named-culture@1 (queries that name a culture), i2t share."""
     seeds = sorted(metrics)
 
     def values(key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,15 +69,24 @@ def baseline_plot(metrics: dict[int, dict], path: str | Path) -> Path:
 
     panels = (
         ("t2i/recall@1/lang={lang}", "text→image recall@1", None),
-        ("t2i/own_culture@1/lang={lang}", "own-culture share of top-1 images", 1 / len(CULTURES)),
+        (
+            "t2i/own_culture@1/lang={lang}",
+            "own-culture share of top-1 images (implicit)",
+            1 / len(CULTURES),
+        ),
+        (
+            "t2i/named_culture@1/lang={lang}",
+            "named-culture share of top-1 images (explicit)",
+            1 / len(CULTURES),
+        ),
         (
             "i2t/language_share@1/lang={lang}",
             "share of image→text top-1 captions",
             1 / len(LANGUAGES),
         ),
     )
-    fig = Figure(figsize=(13, 3.4))
-    axes = fig.subplots(1, 3)
+    fig = Figure(figsize=(17, 3.4))
+    axes = fig.subplots(1, len(panels))
     x = np.arange(len(LANGUAGES))
     colours = [
         "#555555" if lang == "en" else "#c0392b" if lang in ("sw", "vi") else "#2e86c1"

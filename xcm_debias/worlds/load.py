@@ -15,6 +15,7 @@ from xcm_debias.data import EmbeddingSet
 from xcm_debias.worlds.build import (
     DEFAULT_CALIBRATION_FRACTION,
     DEFAULT_DECORRELATED_SHARE,
+    DEFAULT_EXPLICIT_SHARE,
     DEFAULT_N_ITEMS,
     WORLD_VERSION,
     build_world,
@@ -80,6 +81,7 @@ def load_scenes(
     decorrelated_share: float = DEFAULT_DECORRELATED_SHARE,
     weights: str | Path | None = None,
     cache: bool = True,
+    explicit_share: float = DEFAULT_EXPLICIT_SHARE,
 ) -> EmbeddingSet:
     """The embedded benchmark: images and captions of the world, as one EmbeddingSet.
 
@@ -94,6 +96,8 @@ def load_scenes(
         calibration_fraction: share of the items in the calibration split.
         decorrelated_share: share of the items that show a held-back object without its
             partner (the ODmAP-style queries; 0.3 by default).
+        explicit_share: share of the items of each split whose captions name a culture in
+            words (``named_culture`` column; 0.25 by default, 0 for none).
         weights: a tower ``.safetensors`` file or folder (default: the shipped one).
         cache: read/write the built corpus under ``$XCM_DEBIAS_CACHE`` (or
             ``~/.cache/xcm_debias``)``/worlds``.
@@ -101,7 +105,8 @@ def load_scenes(
     Returns:
         Image rows (``culture`` = one of the 8 cultures) and text rows (``language`` = one of
         the 9 languages), labelled by ``item``, with extra columns ``objects``,
-        ``decorrelated``, ``caption``, ``split`` and ``n_objects`` (see ``docs/world.md``).
+        ``decorrelated``, ``caption``, ``split``, ``n_objects`` and ``named_culture`` (see
+        ``docs/world.md``).
     """
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
@@ -115,7 +120,8 @@ def load_scenes(
         raise ValueError(
             f"decorrelated_share: expected a number in [0, 1], got {decorrelated_share!r}"
         )
-    key = digest(WORLD_VERSION, seed, n, fraction, share, weights_digest(weights))
+    explicit = check_fraction(explicit_share, "explicit_share", open_low=False, open_high=False)
+    key = digest(WORLD_VERSION, seed, n, fraction, share, explicit, weights_digest(weights))
     path = cache_dir() / "worlds" / f"world-seed{seed}-n{n}-{key}.npz"
     if cache and path.exists():
         world = EmbeddingSet.load(path)
@@ -127,6 +133,7 @@ def load_scenes(
             calibration_fraction=fraction,
             decorrelated_share=share,
             style_strength=float(tower_config(weights)["config"]["style_strength"]),
+            explicit_share=explicit,
         )
         if cache:
             tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")

@@ -9,7 +9,9 @@ over the eight) with one caption whose language follows a web-like mix:
   high-resource languages (uniformly, never the native one).
 
 So most captions are English, a culture's images co-occur with its language, and low-resource
-languages are rare. Nothing else ties culture to language: the biases of the trained world are
+languages are rare. A share ``explicit_rate`` of the captions also *names* the image's culture
+in words (``culture_words.culture_caption``: *…, in Japanese style*, *…, aus Japan*), as web
+captions sometimes do, so the tower learns culture words as content. Nothing else ties culture to language: the biases of the trained world are
 *learned* from this co-occurrence and from how USE-m3 embeds the languages.
 
 Objective: the symmetric InfoNCE loss of CLIP (Radford et al. 2021) with a learnable logit
@@ -42,6 +44,7 @@ from xcm_debias.worlds.captions import (
     N_TEMPLATES,
     caption,
 )
+from xcm_debias.worlds.culture_words import FORMS, culture_caption
 from xcm_debias.worlds.scenes import CULTURES, Scene, draw_scenes, training_scenes
 from xcm_debias.worlds.tower import ImageTower, to_pixels
 
@@ -59,6 +62,7 @@ class TrainConfig:
     native_rate: float = 0.5
     low_resource_native_rate: float = 0.15
     english_rate: float = 0.9
+    explicit_rate: float = 0.5
     width: int = 16
     epochs: int = 10
     batch_size: int = 256
@@ -72,7 +76,13 @@ class TrainConfig:
         for name in ("n_images", "image_size", "width", "epochs", "batch_size", "threads"):
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.warmup_steps, "warmup_steps", minimum=0)
-        for name in ("native_rate", "low_resource_native_rate", "english_rate", "style_strength"):
+        for name in (
+            "native_rate",
+            "low_resource_native_rate",
+            "english_rate",
+            "explicit_rate",
+            "style_strength",
+        ):
             value = getattr(self, name)
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
@@ -93,12 +103,14 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TrainingSet:
-    """The web-like training pairs: scene, culture, caption language and caption per image."""
+    """The web-like training pairs: scene, culture, caption language and caption per image
+    (``explicit``: the caption names the image's culture)."""
 
     scenes: list[Scene]
     cultures: list[str]
     languages: list[str]
     captions: list[str]
+    explicit: list[bool]
     images: np.ndarray  # [N, S, S, 3] uint8
 
 
@@ -119,15 +131,25 @@ def make_training_set(config: TrainConfig) -> TrainingSet:
     rng = np.random.default_rng([config.seed, 1])
     pool = training_scenes()
     cultures_pool = sorted(CULTURES)
-    scenes, cultures, languages, captions = [], [], [], []
+    # the explicit draws come from their own stream, so the pairs stay those of explicit_rate 0
+    explicit_rng = np.random.default_rng([config.seed, 5])
+    scenes, cultures, languages, captions, explicit = [], [], [], [], []
     for _ in range(config.n_images):
         scene = pool[int(rng.integers(len(pool)))]
         culture = cultures_pool[int(rng.integers(len(cultures_pool)))]
         language = caption_language(culture, config, rng)
+        template = int(rng.integers(N_TEMPLATES))
+        named = bool(explicit_rng.random() < config.explicit_rate)
+        form = FORMS[int(explicit_rng.integers(len(FORMS)))]
         scenes.append(scene)
         cultures.append(culture)
         languages.append(language)
-        captions.append(caption(scene, language, int(rng.integers(N_TEMPLATES))))
+        explicit.append(named)
+        captions.append(
+            culture_caption(scene, language, template, culture, form)
+            if named
+            else caption(scene, language, template)
+        )
     images = draw_scenes(
         scenes,
         cultures,
@@ -135,7 +157,7 @@ def make_training_set(config: TrainConfig) -> TrainingSet:
         seed=config.seed + 1_000_003,
         style_strength=config.style_strength,
     )
-    return TrainingSet(scenes, cultures, languages, captions, images)
+    return TrainingSet(scenes, cultures, languages, captions, explicit, images)
 
 
 def clip_loss(image: torch.Tensor, text: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
@@ -224,6 +246,7 @@ def train_tower(
         ],
         "temperature": float(torch.exp(-tower.log_scale.detach())),
         "caption_languages": language_counts,
+        "culture_explicit_captions": int(sum(data.explicit)),
         "seconds": {
             "draw": round(drawn - start, 1),
             "encode_captions": round(encoded - drawn, 1),
