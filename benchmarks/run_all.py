@@ -213,10 +213,23 @@ def _scale_targets(results: dict[str, dict[str, Any]], row) -> None:
             None,
         )
     else:
+        d, log = r.get("debiased") or {}, r["log"]
         row(
-            f"{r['params']['rows']:,} × {r['params']['dim']} float16 shards searched exactly",
-            f"{r['ratio_vs_bare']:.2f}× the bare matmul rate, subset equal: "
-            f"{r['subset_equal']}, peak {r['peak_rss_gib']:.1f} GiB",
+            f"{r['params']['rows']:,} × {r['params']['dim']} float16 shards searched exactly"
+            + (f", also by Debiased({r['params']['debiased']})" if d else ""),
+            f"{r['ratio_vs_bare']:.2f}× the bare matmul rate (load {log['load_1min_start']:.1f} "
+            f"→ {log['load_1min_after_search']:.1f}); ExactRetriever equal to the in-memory search "
+            f"on the first {log['subset_rows']:,.0f} rows: {r['subset_equal']}"
+            + (
+                f"; Debiased {d['search_s']:.0f} s, equal to it in memory tile by tile: "
+                f"{d['subset_equal_tile_by_tile']}, offset form: top-10 identical for "
+                f"{100 * d['subset_identical_top10_offset_form']:.1f}% (scores within "
+                f"{d['subset_max_score_diff_offset_form']:.1g})"
+                if d
+                else ""
+            )
+            + f"; peak RSS {r['peak_rss_gib']:.1f} GiB over the whole run, the in-memory subset "
+            "checks included",
             r["ratio_vs_bare"] >= 0.8 and r["subset_equal"] and r["peak_rss_gib"] < 24,
         )
     r = results.get("distributed_search")

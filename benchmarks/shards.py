@@ -25,8 +25,10 @@ One process, in order:
    memory, tile by tile (``stream=True``: must be equal) and in the offset form (equal up to
    float32 rounding: top-10 lists compared, largest score difference).
 
-Peak memory is the process's peak resident set (``ru_maxrss``): shards are read into two tile
-buffers, never mapped, so the gallery itself stays in the kernel's page cache. The shards are
+Peak memory is the process's peak resident set (``VmHWM``), recorded after the search from
+disk, after the debiased one and at the end (the subset checks hold the subset in memory, and
+the offset form its copies): shards are read into two tile buffers, never mapped, so the
+gallery itself stays in the kernel's page cache. The shards are
 deleted at the end unless ``--keep``. Writes ``benchmarks/results/shards.json``.
 """
 
@@ -154,6 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     mark("search_s", search_s)
     mark("search_gflops", rate)
     mark("load_1min_after_search", os.getloadavg()[0])
+    mark("peak_rss_after_search_gib", peak_rss_bytes() / 2**30)
     del ranking
 
     n_subset_shards = max(1, -(-args.subset // args.shard_rows))
@@ -175,6 +178,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         fair.search(queries, gallery, K)
         debiased["search_s"] = time.perf_counter() - start
         mark("debiased_search_s", debiased["search_s"])
+        # the peak so far includes the plain subset check's rows in memory (step 4)
+        mark("peak_rss_after_debiased_search_gib", peak_rss_bytes() / 2**30)
         on_disk = fair.search(queries, subset, K)
         rows_in_memory = EmbeddingSet(
             torch.from_numpy(subset.read(0, subset.n_rows)), modality="image"
