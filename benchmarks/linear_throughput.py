@@ -10,8 +10,8 @@ calibration size, where the ridge maps are the identity plus a rank-60 term) and
 ``rows`` captions (``[rows, dim]``, labelled); the reference is ``x @ W`` with a ``dim × dim``
 matrix on the same ``[rows, dim]`` input — what any linear map of the rows costs at least. Every case runs in its own process, the cases interleaved
 round by round, best round kept. Throughput ratio = matmul time / processor time (≥ 0.9 is the
-target); ``matmul (numpy)`` is the same product through numpy's OpenBLAS, which the per-group
-maps use (``xcm_debias.gemm``), for reference. Writes ``benchmarks/results/linear_throughput.json``.
+target); ``matmul (numpy)`` is the same product through numpy's OpenBLAS (the exact search's
+products, ``xcm_debias.gemm``), for reference. Writes ``benchmarks/results/linear_throughput.json``.
 """
 
 from __future__ import annotations

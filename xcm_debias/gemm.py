@@ -12,7 +12,10 @@ process every product of a given shape takes the same path.
 ``BACKEND`` (``"numpy"``, the default, or ``"torch"``) chooses for CPU float32 products; set it
 once, before searching, e.g. on an Intel CPU where MKL is the faster, or to keep every thread
 in torch's pool (OpenBLAS keeps its own worker threads, which spin for a while after each
-product). ``benchmarks/exact_vs_faiss.py`` measures both.
+product). ``benchmarks/exact_vs_faiss.py`` measures both. The per-group maps of the processors
+stay on torch: there each product alternates with torch's own parallel ops on the rows, which
+then wait for the cores OpenBLAS's workers spin on (measured: 0.2× a bare matmul, against 0.75×
+with torch's products).
 """
 
 from __future__ import annotations

@@ -300,7 +300,8 @@ def apply_per_group(
             order, source, results = None, x[start:stop], out[start:stop]
         else:
             order = np.argsort(part, kind="stable")
-            source, results = _take_rows(x, order + start, buffer[:m]), scratch[:m]
+            index = torch.from_numpy(order + start).to(x.device)
+            source, results = torch.index_select(x, 0, index, out=buffer[:m]), scratch[:m]
             part = part[order]
         rows = buffer[:m]  # copy_ of a tensor onto itself returns at once
         if normalize:
@@ -317,18 +318,10 @@ def apply_per_group(
         if order is not None:
             inverse = np.empty_like(order)
             inverse[order] = np.arange(m)
-            _take_rows(results, inverse, out[start:stop])
+            torch.index_select(
+                results, 0, torch.from_numpy(inverse).to(x.device), out=out[start:stop]
+            )
     return out
-
-
-def _take_rows(x: torch.Tensor, rows: np.ndarray, out: torch.Tensor) -> torch.Tensor:
-    """``out[i] = x[rows[i]]`` (a plain copy). On the CPU through numpy: one thread, no OpenMP
-    region waiting for a core that the BLAS worker of the previous product still spins on
-    (see :mod:`xcm_debias.gemm`)."""
-    if x.device.type == "cpu" and out.is_contiguous():
-        np.take(x.detach().numpy(), rows, axis=0, out=out.numpy())
-        return out
-    return torch.index_select(x, 0, torch.from_numpy(rows).to(x.device), out=out)
 
 
 def text_rows(calibration: EmbeddingSet, who: str) -> EmbeddingSet:

@@ -41,7 +41,6 @@ import torch
 
 from xcm_debias._validation import check_fraction, check_positive_int
 from xcm_debias.data import EmbeddingSet
-from xcm_debias.gemm import matmul_into
 from xcm_debias.processors import _stats
 from xcm_debias.processors.base import PostProcessor
 from xcm_debias.processors.contrastive_map import contrastive_steps
@@ -392,7 +391,7 @@ class LanguageAlignment(PostProcessor):
         return _stats.apply_per_group(
             x,
             codes,
-            lambda lang, rows, spare: matmul_into(rows, self.maps[lang], spare),
+            lambda lang, rows, spare: torch.mm(rows, self.maps[lang], out=spare),
             self.normalize,
         )
 

@@ -50,7 +50,6 @@ import torch
 
 from xcm_debias._validation import check_positive_int
 from xcm_debias.data import MODALITIES, EmbeddingSet
-from xcm_debias.gemm import matmul_into
 from xcm_debias.processors import _stats
 from xcm_debias.processors.base import PostProcessor
 
@@ -207,7 +206,7 @@ class OTRecenter(PostProcessor):
             return _stats.apply_per_group(
                 x,
                 codes,
-                lambda g, rows, spare: matmul_into(rows, self.maps[g], spare).add_(shifts[g]),
+                lambda g, rows, spare: torch.addmm(shifts[g], rows, self.maps[g], out=spare),
                 self.normalize,
             )
         return _stats.apply_per_group(x, codes, self._move, self.normalize)
