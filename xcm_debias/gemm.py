@@ -14,8 +14,9 @@ once, before searching, e.g. on an Intel CPU where MKL is the faster, or to keep
 in torch's pool (OpenBLAS keeps its own worker threads, which spin for a while after each
 product). ``benchmarks/exact_vs_faiss.py`` measures both. The per-group maps of the processors
 stay on torch: there each product alternates with torch's own parallel ops on the rows, which
-then wait for the cores OpenBLAS's workers spin on (measured: 0.2× a bare matmul, against 0.75×
-with torch's products).
+then wait for the cores OpenBLAS's workers spin on (measured with OpenBLAS products, 1-minute
+load about 1.7 on 2 cores: LanguageAlignment(ridge) 0.22× and OTRecenter(gaussian) 0.12× a bare
+matmul, where docs/benchmarks.md has 0.74× and 0.76× with torch's).
 """
 
 from __future__ import annotations
