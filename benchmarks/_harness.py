@@ -2,9 +2,10 @@
 
 Each measured *case* runs in a fresh Python process (``python benchmarks/_harness.py MODULE
 CASE PARAMS``): the case function builds its inputs and returns the operation to time; the
-worker records the resident set size once the inputs exist, runs the operation ``inner`` times
-and reports the best wall time and the peak resident memory *added* by the operation
-(``ru_maxrss`` minus the RSS before it ran). Comparisons are ratios measured in one run, with
+worker records the resident set size once the inputs exist, resets the process's peak to it
+(Linux ``clear_refs``: a transient of building the inputs does not count), runs the operation
+``inner`` times and reports the best wall time and the peak resident memory *added* by the
+operation (``VmHWM`` minus the RSS before it ran). Comparisons are ratios measured in one run, with
 the two sides' processes interleaved round by round and the best of the rounds kept, so that a
 busy shared machine slows both alike.
 """
@@ -37,7 +38,23 @@ def rss_bytes() -> int:
 
 
 def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """Peak resident set of this process: ``VmHWM`` (which :func:`reset_peak_rss` can reset),
+    else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) * 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def reset_peak_rss() -> None:
+    """Reset the peak resident set to the current one (Linux: ``5`` to ``clear_refs``), so a
+    later peak is that of what ran since — not a transient of building the inputs."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
 def machine() -> dict[str, Any]:
@@ -134,6 +151,7 @@ def _worker(module: str, case: str, params: dict[str, Any]) -> None:
     built = build(params)
     op, info = built if isinstance(built, tuple) else (built, {})
     before = rss_bytes()
+    reset_peak_rss()
     times = []
     for _ in range(int(params.get("inner", 1))):
         start = time.perf_counter()

@@ -9,8 +9,9 @@ captions in 7 languages; ``LanguageAlignment(ridge, 60 items)``: 60 items, the e
 calibration size, where the ridge maps are the identity plus a rank-60 term) and transforms
 ``rows`` captions (``[rows, dim]``, labelled); the reference is ``x @ W`` with a ``dim × dim``
 matrix on the same ``[rows, dim]`` input — what any linear map of the rows costs at least. Every case runs in its own process, the cases interleaved
-round by round, best round kept. Throughput ratio = matmul time / processor time (≥ 0.8 is the
-target). Writes ``benchmarks/results/linear_throughput.json``.
+round by round, best round kept. Throughput ratio = matmul time / processor time (≥ 0.9 is the
+target); ``matmul (numpy)`` is the same product through numpy's OpenBLAS (the exact search's
+products, ``xcm_debias.gemm``), for reference. Writes ``benchmarks/results/linear_throughput.json``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ PROCESSORS = {
 def case_matmul(p: dict[str, Any]):
     x = embedding_set(p["rows"], p["dim"], "text", seed=3).embeddings
     w = torch.randn(p["dim"], p["dim"], generator=torch.Generator().manual_seed(0))
+    if p.get("numpy"):  # the same product through numpy's OpenBLAS (xcm_debias.gemm)
+        xn, wn = x.numpy(), w.numpy()
+        return lambda: xn @ wn
     return lambda: x @ w
 
 
@@ -69,7 +73,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     base = {"rows": args.rows, "dim": args.dim, "inner": 2}
-    cases = [("matmul", "linear_throughput", "case_matmul", base)]
+    cases = [
+        ("matmul", "linear_throughput", "case_matmul", base),
+        ("matmul (numpy)", "linear_throughput", "case_matmul", {**base, "numpy": True}),
+    ]
     cases += [
         (name, "linear_throughput", "case_processor", {**base, "name": name}) for name in PROCESSORS
     ]
@@ -90,15 +97,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     table = print_table(
         rows, ["method", "time_s", "rows_per_s", "throughput_vs_matmul", "peak_extra_mib"]
     )
-    worst = min(r["throughput_vs_matmul"] for r in rows if r["method"] != "matmul")
+    worst = min(r["throughput_vs_matmul"] for r in rows if not r["method"].startswith("matmul"))
     payload = {
         "benchmark": "linear_throughput",
         "machine": machine(),
         "params": vars(args),
         "rows": rows,
         "worst_ratio": worst,
-        "target": 0.8,
-        "met": worst >= 0.8,
+        "target": 0.9,
+        "met": worst >= 0.9,
         "table": table,
     }
     write_json("linear_throughput", payload)

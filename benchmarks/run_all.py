@@ -18,7 +18,25 @@ from typing import Any
 from _harness import RESULTS, ROOT
 
 PAGE = ROOT / "docs" / "benchmarks.md"
-ORDER = ("linear_throughput", "retrieval", "vs_reference", "scaling", "million", "cli_startup")
+ORDER = (
+    "linear_throughput",
+    "retrieval",
+    "exact_vs_faiss",
+    "vs_reference",
+    "scaling",
+    "million",
+    "debiased_memory",
+    "shards",
+    "distributed_search",
+    "cli_startup",
+)
+#: the issue-16 runs at full size (the default arguments), for the pending-targets rows
+FULL_COMMANDS = {
+    "exact_vs_faiss": "python benchmarks/exact_vs_faiss.py --sizes 200000:2000 1000000:10000 --rounds 3",
+    "debiased_memory": "python benchmarks/debiased_memory.py --galleries 1000000 2000000 --queries 1000 --calibration-items 1000",
+    "shards": "python benchmarks/shards.py --rows 10000000 --shard-rows 1000000 --queries 1000 --subset 1000000",
+    "distributed_search": "python benchmarks/distributed_search.py --rows 1000000 --shards 8 --queries 2000 --workers 1 2 4",
+}
 COMMANDS = {
     "linear_throughput": "python benchmarks/linear_throughput.py",
     "retrieval": "python benchmarks/retrieval.py",
@@ -26,6 +44,10 @@ COMMANDS = {
     "scaling": "python benchmarks/scaling.py",
     "million": "python benchmarks/million.py",
     "cli_startup": "python benchmarks/cli_startup.py",
+    "exact_vs_faiss": "python benchmarks/exact_vs_faiss.py",
+    "debiased_memory": "python benchmarks/debiased_memory.py",
+    "shards": "python benchmarks/shards.py",
+    "distributed_search": "python benchmarks/distributed_search.py",
 }
 TITLES = {
     "linear_throughput": "1. Linear processors against a bare matmul",
@@ -34,6 +56,10 @@ TITLES = {
     "scaling": "4. Growth with the gallery size",
     "million": "The 1M-item run",
     "cli_startup": "Command-line start-up: `--help` and argument errors",
+    "exact_vs_faiss": "ExactRetriever against faiss IndexFlatIP",
+    "debiased_memory": "Debiased(recommended) memory: offset form and tile by tile",
+    "shards": "Exact search over float16 shards on disk",
+    "distributed_search": "Dask search across workers",
 }
 
 
@@ -67,15 +93,16 @@ def _targets(results: dict[str, dict[str, Any]]) -> list[str]:
     if "linear_throughput" in results:
         r = results["linear_throughput"]
         worst = min(
-            (x for x in r["rows"] if x["method"] != "matmul"),
+            (x for x in r["rows"] if not x["method"].startswith("matmul")),
             key=lambda x: x["throughput_vs_matmul"],
         )
-        n_met = sum(x["throughput_vs_matmul"] >= 0.8 for x in r["rows"] if x["method"] != "matmul")
+        processors = [x for x in r["rows"] if not x["method"].startswith("matmul")]
+        n_met = sum(x["throughput_vs_matmul"] >= 0.9 for x in processors)
         row(
-            "linear processors ≥ 0.8× matmul throughput",
-            f"{n_met} of {len(r['rows']) - 1} processors; worst {worst['method']} "
+            "linear processors ≥ 0.9× matmul throughput (per-group maps included)",
+            f"{n_met} of {len(processors)} processors; worst {worst['method']} "
             f"{worst['throughput_vs_matmul']:.2f}×",
-            worst["throughput_vs_matmul"] >= 0.8,
+            worst["throughput_vs_matmul"] >= 0.9,
         )
     if "retrieval" in results:
         for name, value in results["retrieval"]["offset_overheads"].items():
@@ -111,6 +138,7 @@ def _targets(results: dict[str, dict[str, Any]]) -> list[str]:
                 )
                 met = tied == 1.0
             row("rankings equal to the reference", measured, met)
+    _scale_targets(results, row)
     if "million" not in results:
         row(
             "1M gallery, InvGC + DIS, 10k queries exact within 2× of the bare matmul, "
@@ -137,6 +165,89 @@ def _targets(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _pending(name: str) -> str:
+    return f"not measured yet: `{FULL_COMMANDS[name]}`"
+
+
+def _scale_targets(results: dict[str, dict[str, Any]], row) -> None:
+    """The issue-16 targets: measured where a result exists, else the command still to run."""
+    r = results.get("exact_vs_faiss")
+    for size in ("200000 x 2000", "1000000 x 10000"):
+        target = f"ExactRetriever / faiss IndexFlatIP ≤ 1.0 at {size} × 512"
+        if r is None or size not in r["exact_vs_faiss"]:
+            row(target, _pending("exact_vs_faiss"), None)
+            continue
+        load = next(x["load_1min"] for x in r["rows"] if x["size"] == size)
+        ratio = r["exact_vs_faiss"][size]
+        quiet = float(load.split()[0]) <= r["machine"]["nproc"]
+        row(
+            target,
+            f"{ratio:.2f} (1-minute load {load}"
+            + ("" if quiet else f" on {r['machine']['nproc']} cores: to repeat on a quiet machine")
+            + ")",
+            ratio <= 1.0 if quiet else None,
+        )
+    r = results.get("debiased_memory")
+    if r is None:
+        row(
+            "Debiased(recommended) peak ≤ plain peak + 1.5× gallery bytes at 1M; 2M fits",
+            _pending("debiased_memory"),
+            None,
+        )
+    else:
+        for x in r["rows"]:
+            if x["search"].endswith("stream=True"):
+                row(
+                    f"Debiased(recommended) at {x['gallery']:,} rows: peak ≤ plain peak + 1.5× "
+                    "gallery bytes, within 24 GB",
+                    f"stream=True: plain + {x['peak_over_plain_vs_gallery']:.2f}× gallery, "
+                    f"peak {x['peak_rss_gib']:.1f} GiB (load {x['load_1min']:.1f})",
+                    x["peak_over_plain_vs_gallery"] <= 1.5 and x["peak_rss_gib"] < 24,
+                )
+    r = results.get("shards")
+    if r is None or r["params"]["rows"] < 10_000_000:
+        row(
+            "10M × 512 float16 shards searched exactly, ≥ 0.8× the matmul rate, equal to "
+            "in-memory on a 1M subset",
+            _pending("shards"),
+            None,
+        )
+    else:
+        d, log = r.get("debiased") or {}, r["log"]
+        row(
+            f"{r['params']['rows']:,} × {r['params']['dim']} float16 shards searched exactly"
+            + (f", also by Debiased({r['params']['debiased']})" if d else ""),
+            f"{r['ratio_vs_bare']:.2f}× the bare matmul rate (load {log['load_1min_start']:.1f} "
+            f"→ {log['load_1min_after_search']:.1f}); ExactRetriever equal to the in-memory search "
+            f"on the first {log['subset_rows']:,.0f} rows: {r['subset_equal']}"
+            + (
+                f"; Debiased {d['search_s']:.0f} s, equal to it in memory tile by tile: "
+                f"{d['subset_equal_tile_by_tile']}, offset form: top-10 identical for "
+                f"{100 * d['subset_identical_top10_offset_form']:.1f}% (scores within "
+                f"{d['subset_max_score_diff_offset_form']:.1g})"
+                if d
+                else ""
+            )
+            + f"; peak RSS {r['peak_rss_gib']:.1f} GiB over the whole run, the in-memory subset "
+            "checks included",
+            r["ratio_vs_bare"] >= 0.8 and r["subset_equal"] and r["peak_rss_gib"] < 24,
+        )
+    r = results.get("distributed_search")
+    if r is None:
+        row(
+            "Dask search over ≥ 4 shards equals in-process (scaling figure)",
+            _pending("distributed_search"),
+            None,
+        )
+    else:
+        times = ", ".join(f"{x['workers']}: {x['time_s']:.1f} s" for x in r["rows"])
+        row(
+            f"Dask search over {r['params']['shards']} shards equals in-process",
+            f"same indices: {r['all_same_indices']}; workers → time {times}",
+            r["all_same_indices"],
+        )
+
+
 def render() -> str:
     results = {name: r for name in ORDER if (r := _load(name)) is not None}
     out = ["# Benchmarks at scale", ""]
@@ -150,8 +261,8 @@ def render() -> str:
         "**How speed is measured.** Each case runs in a fresh process; the two sides of a "
         "comparison alternate round by round and the best round is kept, so a busy machine "
         "slows both alike. Memory is the peak resident set the measured call *adds* to its "
-        "process (`ru_maxrss` minus the RSS once the inputs exist), except for the 1M run, "
-        "which reports the whole process's peak.",
+        "process (the peak `VmHWM`, reset once the inputs exist, minus the RSS then), except "
+        "for the 1M and shard runs, which report the whole process's peak.",
         "",
     ]
     first = next(iter(results.values()), None)

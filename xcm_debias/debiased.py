@@ -78,6 +78,8 @@ from xcm_debias.scored_search import (
     scored_search,
 )
 from xcm_debias.scoring.base import ScoreNormalizer
+from xcm_debias.shards import ShardedGallery
+from xcm_debias.streamed_search import TileSearch
 
 
 class Debiased:
@@ -97,6 +99,12 @@ class Debiased:
             it choose the processors and score stages from the calibration data (replacing
             ``processors`` and ``scoring``), then fits the chosen ones; what it chose and the
             out-of-fold frontier are kept in ``selection_`` and saved with the pipeline.
+        stream: search (and rank) tile by tile, without copies of the gallery: each tile of
+            the caller's gallery goes through the processors and score stages inside the exact
+            search, so the extra memory is O(tile) plus a few numbers per gallery row instead
+            of about three transformed copies (:mod:`xcm_debias.streamed_search`; an
+            ``ExactRetriever`` and no gated stage, else the offset form is used). The processors
+            then run on each search; a ``ShardedGallery`` is always streamed.
     """
 
     def __init__(
@@ -107,6 +115,7 @@ class Debiased:
         cross_fit: bool | int = False,
         seed: int = 0,
         guard: RecallGuardLike | None = None,
+        stream: bool = False,
     ) -> None:
         _check_has_method(
             retriever, "search", "retriever", "a Retriever", "search(queries, gallery, k)"
@@ -127,6 +136,8 @@ class Debiased:
         self.label_models_: LabelModels | None = None
         self._fitted = False
         self._cache: GalleryCache[PreparedGallery] = GalleryCache()
+        self.stream = bool(stream)
+        self._tiles = TileSearch()
 
     def __repr__(self) -> str:
         return (
@@ -168,10 +179,18 @@ class Debiased:
         self._fitted = True
         return self
 
-    def search(self, queries: PlainOrSet, gallery: PlainOrSet, k: int) -> Ranking:
-        """Top-``k`` gallery rows per query after every fitted stage (scores in score units)."""
+    def search(self, queries: PlainOrSet, gallery: PlainOrSet | ShardedGallery, k: int) -> Ranking:
+        """Top-``k`` gallery rows per query after every fitted stage (scores in score units).
+
+        A :class:`~xcm_debias.shards.ShardedGallery` (image rows on disk), or any gallery when
+        ``stream`` is set, is searched tile by tile without gallery copies
+        (:mod:`xcm_debias.streamed_search`; exact retriever, no gated stage)."""
+        if isinstance(gallery, ShardedGallery):
+            return self._tiles.search(self, queries, gallery, k)
         queries, gallery, direction = self._inputs(queries, gallery)
         k = check_positive_int(k, "k")
+        if direction is not None and self.stream and self._tiles.applies(self, direction):
+            return self._tiles.search(self, queries, gallery, k, direction)
         if direction is None:
             return self.retriever.search(self.transform(queries), self._processed(gallery), k)
         prepared = self._prepared(gallery, direction)
@@ -182,7 +201,11 @@ class Debiased:
         self, queries: PlainOrSet, gallery: PlainOrSet, targets: torch.Tensor | np.ndarray
     ) -> torch.Tensor:
         """1-based rank of gallery row ``targets[i]`` for query i, consistent with ``search``."""
+        if isinstance(gallery, ShardedGallery):
+            return self._tiles.rank_of(self, queries, gallery, targets)
         queries, gallery, direction = self._inputs(queries, gallery)
+        if direction is not None and self.stream and self._tiles.applies(self, direction):
+            return self._tiles.rank_of(self, queries, gallery, targets, direction)
         if direction is None:
             processed = self._processed(gallery)
             return rank_with(self.retriever, self.transform(queries), processed, targets)
@@ -214,6 +237,7 @@ class Debiased:
         entry goes with its gallery. ``clear_cache`` releases them at once.
         """
         self._cache.clear()
+        self._tiles.clear()
 
     def _inputs(
         self, queries: PlainOrSet, gallery: PlainOrSet

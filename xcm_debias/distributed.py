@@ -29,9 +29,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from xcm_debias._validation import check_positive_int
 from xcm_debias.data import MODALITIES, EmbeddingSet
 from xcm_debias.debiased import Debiased
+from xcm_debias.plain_vectors import PlainOrSet, as_vectors
 from xcm_debias.processors.base import NotFittedError, PostProcessor
+from xcm_debias.retrieval import ExactRetriever, Ranking
+from xcm_debias.topk import merge_topk
 
 if TYPE_CHECKING:  # dask is optional at import time of the package
     import dask.array as da
@@ -64,6 +68,18 @@ def _pipeline(pipeline: PostProcessor | Debiased | str | Path) -> PostProcessor 
             f"pipeline: expected a fitted {type(pipeline).__name__}, got one not fitted"
         )
     return pipeline
+
+
+def _check_float_matrix(value: object, name: str) -> None:
+    """A 2-D float Dask array, or an error naming ``name``."""
+    da = _dask_array()
+    if not isinstance(value, da.Array):
+        raise TypeError(f"{name}: expected a dask.array.Array [N, D], got {type(value).__name__}")
+    if value.ndim != 2 or not np.issubdtype(value.dtype, np.floating):
+        raise ValueError(
+            f"{name}: expected a 2-D float Dask array [N, D], got shape {value.shape} and "
+            f"dtype {value.dtype}"
+        )
 
 
 def _needs(pipeline: PostProcessor | Debiased) -> tuple[str, ...]:
@@ -137,15 +153,7 @@ def transform_dask(
     """
     da = _dask_array()
     fitted = _pipeline(pipeline)
-    if not isinstance(embeddings, da.Array):
-        raise TypeError(
-            f"embeddings: expected a dask.array.Array [N, D], got {type(embeddings).__name__}"
-        )
-    if embeddings.ndim != 2 or not np.issubdtype(embeddings.dtype, np.floating):
-        raise ValueError(
-            f"embeddings: expected a 2-D float Dask array [N, D], got shape {embeddings.shape} "
-            f"and dtype {embeddings.dtype}"
-        )
+    _check_float_matrix(embeddings, "embeddings")
     if extra is not None and not isinstance(extra, Mapping):
         raise TypeError(
             f"extra: expected a mapping of label name to labels, got {type(extra).__name__}"
@@ -204,4 +212,73 @@ def _probe(
     return int(y.shape[1])
 
 
-__all__ = ["transform_dask"]
+def _part_topk(
+    rows: np.ndarray, queries: np.ndarray, k: int, block_size: int, normalize: bool, start: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One row block's exact top-k with global indices (runs on a worker)."""
+    retriever = ExactRetriever(block_size=block_size, normalize=normalize)
+    ranking = retriever.search(torch.from_numpy(queries), torch.from_numpy(np.asarray(rows)), k)
+    return ranking.indices.numpy() + start, ranking.scores.numpy()
+
+
+def search_dask(
+    queries: PlainOrSet,
+    gallery: da.Array,
+    k: int,
+    *,
+    block_size: int = 4096,
+    normalize: bool = True,
+) -> Ranking:
+    """Exact top-``k`` over a Dask array gallery: each row block searched where it lives,
+    the per-block lists merged exactly.
+
+    Every row block of ``gallery`` (a shard: one ``img_emb_<n>.npy`` read with
+    ``da.from_array``/``da.from_npy_stack``) becomes one task that runs
+    ``ExactRetriever(block_size, normalize).search`` of the queries against its rows and
+    returns that block's top-``k`` with global row indices; the client merges the lists with
+    :func:`xcm_debias.topk.merge_topk` (ties by lower index). Only ``k`` indices and scores
+    per query and block travel back. The queries (prepared once, float32) are one key of the
+    graph, shipped once per worker (unit rows stay bit for bit what the in-process search scores). Runs on whatever Dask scheduler is active: the local
+    threaded one by default, ``dask.config.set(scheduler="synchronous")``, or a
+    ``dask.distributed.Client`` (created before the call).
+
+    Equal to the in-process ``ExactRetriever().search`` of the concatenated rows: block by
+    block the same exact ranking, merged exactly. When every block's row count is a multiple
+    of ``block_size``, each block is cut into the very tiles the in-process search uses and
+    the scores agree bit for bit; otherwise a score may differ in its last bit (another BLAS
+    tile shape), so only rows closer than float32 rounding can swap.
+
+    Args:
+        queries: ``[Q, D]`` EmbeddingSet, numpy array or torch tensor.
+        gallery: ``[N, D]`` Dask array of floats (float16 is read as stored and converted per
+            tile); columns are gathered into one chunk.
+        k: results per query (capped at ``N``).
+        block_size, normalize: as ``ExactRetriever``.
+    """
+    _check_float_matrix(gallery, "gallery")  # imports dask (a clear error when it is missing)
+    import dask
+
+    q = as_vectors(queries, "queries")
+    if q.shape[1] != gallery.shape[1]:
+        raise ValueError(
+            f"gallery: expected dimension {q.shape[1]} (as queries), got {gallery.shape[1]}"
+        )
+    k = check_positive_int(k, "k")
+    block_size = check_positive_int(block_size, "block_size")
+    if gallery.shape[0] == 0:
+        raise ValueError("gallery: expected at least one row, got 0")
+    prepared = ExactRetriever(block_size, normalize)._prepare(q).numpy()
+    shipped = dask.delayed(prepared, pure=True)
+    x = gallery.rechunk({1: -1})
+    starts = np.concatenate([[0], np.cumsum(x.chunks[0])[:-1]]).astype(np.int64)
+    tasks = [
+        dask.delayed(_part_topk, pure=True)(block, shipped, k, block_size, normalize, int(start))
+        for block, start, size in zip(x.to_delayed().ravel(), starts, x.chunks[0], strict=True)
+        if size
+    ]
+    parts = dask.compute(*tasks)
+    indices, scores = merge_topk([(torch.from_numpy(i), torch.from_numpy(v)) for i, v in parts], k)
+    return Ranking(indices=indices, scores=scores)
+
+
+__all__ = ["search_dask", "transform_dask"]

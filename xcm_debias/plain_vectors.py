@@ -41,6 +41,29 @@ def as_embedding_set(value: object, name: str, modality: str) -> EmbeddingSet:
         raise ValueError(f"{name}: {str(exc).removeprefix('embeddings: ')}") from exc
 
 
+def as_vectors(value: object, name: str) -> torch.Tensor:
+    """The ``[N, D]`` rows of an EmbeddingSet, or of a plain numpy array / torch tensor checked
+    as ``as_embedding_set`` checks it (float, finite, no all-zero row), without building the
+    labels a retriever does not read (at a million rows their ids cost more than a search's
+    bookkeeping)."""
+    if isinstance(value, EmbeddingSet):
+        return value.embeddings
+    if not isinstance(value, (np.ndarray, torch.Tensor)):
+        raise TypeError(
+            f"{name}: expected an EmbeddingSet or a [N, D] numpy array / torch tensor of "
+            f"vectors, got {type(value).__name__}"
+        )
+    x = as_float_matrix(value, name)
+    # the largest magnitude per row: one pass without an [N, D] temporary
+    zero = (torch.linalg.vector_norm(x, ord=float("inf"), dim=1) == 0).nonzero().flatten()
+    if len(zero):
+        raise ValueError(
+            f"{name}: expected non-zero rows (cosine retrieval needs a direction), got "
+            f"{len(zero)} all-zero row(s), first at row {int(zero[0])}"
+        )
+    return x
+
+
 def as_query_gallery(
     queries: object, gallery: object, candidates: Sequence[tuple[str, str]] = ()
 ) -> tuple[EmbeddingSet, EmbeddingSet]:

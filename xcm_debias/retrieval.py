@@ -10,9 +10,11 @@ import torch
 
 from xcm_debias._validation import check_positive_int
 from xcm_debias.data import EmbeddingSet
-from xcm_debias.plain_vectors import PlainOrSet, as_query_gallery
+from xcm_debias.plain_vectors import PlainOrSet, as_vectors
+from xcm_debias.safe_norm import cosine_rows
+from xcm_debias.shards import ShardedGallery
 from xcm_debias.ties import duplicate_rows, expand_topk
-from xcm_debias.topk import blockwise_ranks, blockwise_topk
+from xcm_debias.topk import blockwise_ranks, row_tiles, tile_topk
 
 
 @dataclass(frozen=True)
@@ -65,29 +67,37 @@ class Retriever(Protocol):
     def search(self, queries: EmbeddingSet, gallery: EmbeddingSet, k: int) -> Ranking: ...
 
 
-def _check_pair(queries: EmbeddingSet, gallery: EmbeddingSet) -> None:
-    for name, value in (("queries", queries), ("gallery", gallery)):
-        if not isinstance(value, EmbeddingSet):
-            raise TypeError(f"{name}: expected an EmbeddingSet, got {type(value).__name__}")
-    if queries.dim != gallery.dim:
-        raise ValueError(
-            f"gallery: expected dimension {queries.dim} (as queries), got {gallery.dim}"
-        )
+def query_gallery_vectors(queries: object, gallery: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows of both sides (EmbeddingSets or plain vectors), of one dimension."""
+    q, g = as_vectors(queries, "queries"), as_vectors(gallery, "gallery")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"gallery: expected dimension {q.shape[1]} (as queries), got {g.shape[1]}")
+    return q, g
 
 
 class ExactRetriever:
-    """Exact inner-product (cosine, on normalised rows) retrieval, blockwise.
+    """Exact inner-product (cosine, on normalised rows) retrieval, tile by tile.
 
-    Scores are ``q · g`` in float32; the ``Q × N`` matrix is never formed: queries and gallery
-    are visited in ``block_size`` tiles with a running top-k, so memory is
-    O((Q + N)·k + block_size²). Ties are broken by the lower gallery index, and equal gallery
-    rows always tie (each distinct row is scored once), so rankings do not depend on
-    ``block_size``. Rows of any finite magnitude are normalised right (no overflow). Queries
-    and gallery may be EmbeddingSets or plain ``[N, D]`` numpy arrays / torch tensors.
+    Scores are ``q · g`` in float32; the ``Q × N`` matrix is never formed: the gallery is read
+    in ``block_size``-row tiles, each scored against the queries in ``block_size`` blocks, and
+    a running top-k per query keeps the best (:func:`xcm_debias.topk.tile_topk`), so memory is
+    O(Q·k + block_size²) besides the inputs. Ties are broken by the lower gallery index, and
+    equal gallery rows always tie (each distinct row is scored once), so rankings do not
+    depend on ``block_size``. Queries and gallery may be EmbeddingSets or plain ``[N, D]``
+    numpy arrays / torch tensors.
+
+    With ``normalize`` (cosine), each gallery tile is checked for unit rows as it is read:
+    rows already of unit norm (within about 1e-6, :func:`xcm_debias.safe_norm.cosine_rows`)
+    are scored as they are, others are normalised in the tile (safely, for any finite
+    magnitude), so no normalised copy of the gallery is made. A float16 or bfloat16 gallery
+    is read as it is stored and converted tile by tile, its products accumulated in float32:
+    the ranking is exactly that of the float32 search of the same (rounded) rows, at half the
+    gallery memory; against the float32 rows it was rounded from, scores move by at most
+    ``2⁻¹¹·|q|·|g|`` (float16; ``2⁻⁸`` for bfloat16), so only pairs closer than that can swap.
 
     Args:
         block_size: tile edge (rows of queries and of gallery per product).
-        normalize: L2-normalise queries and gallery first (cosine similarity).
+        normalize: score unit rows (cosine similarity); raw inner products otherwise.
     """
 
     def __init__(self, block_size: int = 4096, normalize: bool = True) -> None:
@@ -97,27 +107,44 @@ class ExactRetriever:
     def __repr__(self) -> str:
         return f"ExactRetriever(block_size={self.block_size}, normalize={self.normalize})"
 
-    def _prepare(self, data: EmbeddingSet) -> torch.Tensor:
-        return data.normalized().embeddings if self.normalize else data.embeddings
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows as they are scored: float32, unit rows when ``normalize``."""
+        return cosine_rows(x) if self.normalize else x.float()
 
-    def search(self, queries: PlainOrSet, gallery: PlainOrSet, k: int) -> Ranking:
+    def search(self, queries: PlainOrSet, gallery: PlainOrSet | ShardedGallery, k: int) -> Ranking:
         """Top-``k`` gallery rows for each query (``k`` capped at the gallery size).
 
         Equal gallery rows score equally and come by lower index, whatever ``block_size``
-        (each distinct row is scored once, see :mod:`xcm_debias.ties`).
+        (each distinct row is scored once, see :mod:`xcm_debias.ties`). ``gallery`` may also
+        be a :class:`~xcm_debias.shards.ShardedGallery` on disk, streamed tile by tile.
         """
-        queries, gallery = as_query_gallery(queries, gallery)
-        _check_pair(queries, gallery)
+        if isinstance(gallery, ShardedGallery):
+            return self._search_shards(queries, gallery, k)
+        q, g = query_gallery_vectors(queries, gallery)
         k = check_positive_int(k, "k")
-        g = self._prepare(gallery)
         groups = duplicate_rows(g)
-        if groups is None:
-            idx, scores = blockwise_topk(self._prepare(queries), g, k, self.block_size)
-        else:
-            idx, scores = blockwise_topk(
-                self._prepare(queries), g[groups.first], k, self.block_size
-            )
+        distinct = g if groups is None else g[groups.first]
+        tiles = row_tiles(distinct, self.block_size, self._prepare)
+        idx, scores = tile_topk(self._prepare(q), tiles, len(distinct), k, self.block_size)
+        if groups is not None:
             idx, scores = expand_topk(groups, idx, scores, k)
+        return Ranking(indices=idx, scores=scores)
+
+    def _search_shards(self, queries: PlainOrSet, gallery: ShardedGallery, k: int) -> Ranking:
+        """The search over shards on disk: the same tiles as the in-memory search of the
+        concatenated rows, read ahead by a background thread.
+
+        Duplicate rows are not grouped here (that needs the whole gallery at once): equal rows
+        still tie when their tile products agree, which BLAS gives for rows of full tiles.
+        """
+        q = as_vectors(queries, "queries")
+        if q.shape[1] != gallery.dim:
+            raise ValueError(
+                f"gallery: expected dimension {q.shape[1]} (as queries), got {gallery.dim}"
+            )
+        k = check_positive_int(k, "k")
+        tiles = ((start, self._prepare(rows)) for start, rows in gallery.tiles(self.block_size))
+        idx, scores = tile_topk(self._prepare(q), tiles, gallery.n_rows, k, self.block_size)
         return Ranking(indices=idx, scores=scores)
 
     def rank_of(
@@ -125,13 +152,11 @@ class ExactRetriever:
     ) -> torch.Tensor:
         """1-based rank of gallery row ``targets[i]`` in query i's full ranking (blockwise;
         the order of ``search``: ties, equal rows included, by lower index)."""
-        queries, gallery = as_query_gallery(queries, gallery)
-        _check_pair(queries, gallery)
-        g = self._prepare(gallery)
+        q, g = query_gallery_vectors(queries, gallery)
         groups = duplicate_rows(g)
         return blockwise_ranks(
-            self._prepare(queries),
-            g if groups is None else g[groups.first],
+            self._prepare(q),
+            self._prepare(g if groups is None else g[groups.first]),
             torch.as_tensor(targets),
             self.block_size,
             groups,

@@ -10,6 +10,7 @@ first: their unit rows are then right, and every other row is computed bitwise a
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 SAFE_EXPONENT = (
@@ -40,3 +41,46 @@ def unit_rows(x: torch.Tensor) -> torch.Tensor:
     """Rows scaled to unit L2 norm (all-zero rows stay zero); a new tensor, safe for any
     finite row (see the module docstring)."""
     return torch.nn.functional.normalize(safe_scaled_rows(x), dim=1)
+
+
+#: rows whose float32 norm is within this of 1 count as unit rows and are used as they are
+UNIT_TOLERANCE = 2.0**-20
+
+
+def cosine_rows(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as float32 rows of unit norm, the way the exact search scores them.
+
+    Rows already of unit norm (within :data:`UNIT_TOLERANCE`, about 1e-6: rows that went through
+    any normalisation in float32) are kept bit for bit; only the others are divided by their
+    norm (safely for any finite magnitude, as :func:`unit_rows`). A block of unit float32 rows
+    comes back as ``x`` itself (no copy), so normalised galleries are never copied. Each row's
+    result depends on that row alone, so a gallery prepared whole or tile by tile gives the
+    same rows. On the CPU the work runs in numpy (one thread: no OpenMP region competing with
+    the BLAS threads of the product, see :mod:`xcm_debias.gemm`).
+    """
+    # float64 rows beyond float32's range are first scaled by powers of two in float64
+    if x.device.type != "cpu":
+        return _cosine_rows_torch((safe_scaled_rows(x) if x.dtype == torch.float64 else x).float())
+    if x.dtype == torch.float16:  # converted by numpy (one thread), exactly as torch would
+        rows = torch.from_numpy(x.detach().numpy().astype(np.float32))
+    else:
+        rows = (safe_scaled_rows(x) if x.dtype == torch.float64 else x).float()
+    view = rows.detach().numpy()
+    squares = np.einsum("ij,ij->i", view, view)
+    # |x|² within 2·tol of 1 ⇔ |x| within tol of 1 (to first order); inf/NaN are never unit
+    unit = np.abs(squares - 1) <= 2 * UNIT_TOLERANCE
+    if unit.all():
+        return rows
+    peak = np.abs(view).max(axis=1)
+    if ((peak > 2.0**SAFE_EXPONENT) | (peak < 2.0**-SAFE_EXPONENT)).any():
+        return _cosine_rows_torch(rows)  # huge or tiny rows (or zeros): scaled first
+    return torch.from_numpy(view / np.where(unit, np.float32(1), np.sqrt(squares))[:, None])
+
+
+def _cosine_rows_torch(rows: torch.Tensor) -> torch.Tensor:
+    unit = (torch.linalg.vector_norm(rows, dim=1) - 1).abs() <= UNIT_TOLERANCE
+    scaled = safe_scaled_rows(rows)
+    norms = torch.linalg.vector_norm(scaled, dim=1)
+    if bool((norms == 0).any()):
+        raise ValueError("rows: expected non-zero rows, got an all-zero row")
+    return scaled / torch.where(unit, 1.0, norms)[:, None]

@@ -61,6 +61,8 @@ def duplicate_rows(x: torch.Tensor) -> DuplicateRows | None:
     key_bytes = np.ascontiguousarray(
         raw.reshape(n, rows.shape[1], width)[:, cols, :].reshape(n, -1)
     )
+    if not _repeated(_hash_rows(key_bytes)):  # the usual case: one sort of N integers
+        return None
     key = key_bytes.view(np.dtype((np.void, key_bytes.shape[1]))).ravel()
     _, key_inverse, key_counts = np.unique(key, return_inverse=True, return_counts=True)
     candidates = np.flatnonzero(key_counts[key_inverse.ravel()] > 1)
@@ -95,6 +97,23 @@ def _lowest_equal_rows(raw: np.ndarray) -> np.ndarray:
     an exact (slower) sort of the rows' bytes decides instead.
     """
     m, width = raw.shape
+    hashes = _hash_rows(raw)
+    chunk = max(1, (1 << 22) // max(width, 1))
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    equal_to = first[inverse.ravel()]
+    if all(
+        (raw[start : start + chunk] == raw[equal_to[start : start + chunk]]).all()
+        for start in range(0, m, chunk)
+    ):
+        return equal_to
+    full = np.ascontiguousarray(raw).view(np.dtype((np.void, width))).ravel()
+    _, first, inverse = np.unique(full, return_index=True, return_inverse=True)
+    return first[inverse.ravel()]
+
+
+def _hash_rows(raw: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row of bytes ``raw`` (``[n, B]``): equal rows hash equally."""
+    m, width = raw.shape
     if width % 8 == 0:
         words = np.ascontiguousarray(raw).view(np.uint64)
     else:
@@ -108,16 +127,13 @@ def _lowest_equal_rows(raw: np.ndarray) -> np.ndarray:
         for start in range(0, m, chunk):
             part = _mix(words[start : start + chunk]) * weights  # wraps modulo 2^64
             hashes[start : start + chunk] = part.sum(axis=1, dtype=np.uint64)
-    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
-    equal_to = first[inverse.ravel()]
-    if all(
-        (raw[start : start + chunk] == raw[equal_to[start : start + chunk]]).all()
-        for start in range(0, m, chunk)
-    ):
-        return equal_to
-    full = np.ascontiguousarray(raw).view(np.dtype((np.void, width))).ravel()
-    _, first, inverse = np.unique(full, return_index=True, return_inverse=True)
-    return first[inverse.ravel()]
+    return hashes
+
+
+def _repeated(values: np.ndarray) -> bool:
+    """Whether any value occurs twice."""
+    ordered = np.sort(values)
+    return bool((ordered[1:] == ordered[:-1]).any())
 
 
 def _mix(words: np.ndarray) -> np.ndarray:

@@ -7,9 +7,13 @@ broken by the lower gallery index (the order a stable dense argsort gives).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
 import torch
 
 from xcm_debias._validation import as_float_matrix, as_gallery_indices, check_positive_int
+from xcm_debias.gemm import matmul_into
 from xcm_debias.ties import DuplicateRows, rows_ahead_in_groups
 
 
@@ -20,6 +24,10 @@ class TileProducts:
     back to the system and page-faults in again each time (about 15% of the product's time on
     4096² tiles); one buffer per pass avoids it. A returned tile is overwritten by the next
     call: callers keep only what they copy out of it.
+
+    Products go through :func:`xcm_debias.gemm.matmul_into` (the faster BLAS at hand); every
+    product of the exact search, of rank counting and of the score stages' gallery passes goes
+    through here, so all of them see the same bits for the same tile.
     """
 
     def __init__(self, rows: int, cols: int) -> None:
@@ -27,7 +35,7 @@ class TileProducts:
 
     def __call__(self, q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         out = self._buffer[: q.shape[0] * g.shape[0]].view(q.shape[0], g.shape[0])
-        return torch.matmul(q.float(), g.float().T, out=out)
+        return matmul_into(q.float(), g.float().T, out)
 
 
 def _block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,15 +63,185 @@ def _block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
     return vals, idx
 
 
-def _merge(vals: torch.Tensor, idx: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The top k of concatenated candidate lists, ties ordered by lower gallery index.
+class RunningTopK:
+    """Best-so-far top-``k`` lists of ``Q`` queries, fed tile by tile in gallery order.
 
-    Each list comes best first with ties by lower index, and the lists are laid out in gallery
-    order (every index of a later list exceeds every index of an earlier one), so a stable
-    descending sort keeps equal scores in increasing index order.
+    ``push(q0, scores, g0)`` takes the float32 products of queries ``q0 ..`` with gallery rows
+    ``g0 ..``; the tiles of each query row must come in increasing gallery order (every row of a
+    later tile has a higher index), which makes ties exact: a new score equal to a kept one comes
+    from a higher index, so it ranks after it. Once the lists are full, a tile costs one
+    comparison with each query's current ``k``-th score: only the few entries above it (about
+    ``k·tile/N`` per query for a gallery in random order) are merged, by sorting them with the
+    lists they enter. A tile with more than ``k`` entries per query above the bar (a gallery
+    sorted by score) takes each touched query's exact tile top-``k`` instead. Memory:
+    ``Q × k`` scores and indices plus one boolean tile.
     """
-    order = torch.sort(vals, dim=1, descending=True, stable=True).indices[:, :k]
-    return torch.gather(vals, 1, order), torch.gather(idx, 1, order)
+
+    def __init__(self, n_queries: int, k: int) -> None:
+        self.k = k
+        self.values = torch.empty(n_queries, k, dtype=torch.float32)
+        self.indices = torch.empty(n_queries, k, dtype=torch.int64)
+        # the per-tile bookkeeping runs in numpy (one thread, no OpenMP region): torch's small
+        # parallel ops wait for a core that OpenBLAS's worker still spins on after the product
+        self._values, self._indices = self.values.numpy(), self.indices.numpy()
+        self._mask = np.empty(0, dtype=bool)
+
+    def push(self, q0: int, scores: torch.Tensor, g0: int) -> None:
+        """Merge the tile ``scores`` (``[rows, cols]``: queries ``q0 ..``, gallery ``g0 ..``)."""
+        kept = min(self.k, g0)  # the lists hold the top of rows 0 .. g0 - 1
+        if kept < self.k:  # still filling: every query takes the tile's top-k
+            self._merge_rows(torch.arange(scores.shape[0]), q0, scores, g0, kept)
+            return
+        tile = scores.numpy()
+        kth = self._values[q0 : q0 + tile.shape[0], -1]
+        rows = np.flatnonzero(tile.max(axis=1) > kth)
+        if len(rows) == 0:
+            return
+        if len(rows) < tile.shape[0]:
+            tile, kth = tile[rows], kth[rows]
+        if self._mask.size < tile.size:
+            self._mask = np.empty(tile.size, dtype=bool)
+        above = self._mask[: tile.size].reshape(tile.shape)
+        np.greater(tile, kth[:, None], out=above)
+        flat = np.flatnonzero(above)
+        if len(flat) > self.k * tile.shape[0]:  # many entries above the bar: exact tile top-k
+            self._merge_rows(torch.from_numpy(rows), q0, torch.from_numpy(tile), g0, kept)
+            return
+        local, cols = np.divmod(flat, tile.shape[1])
+        self._merge_entries(rows[local] + q0, tile.reshape(-1)[flat], cols + g0)
+
+    def _merge_rows(
+        self, rows: torch.Tensor, q0: int, scores: torch.Tensor, g0: int, kept: int
+    ) -> None:
+        """Lists of queries ``q0 + rows`` merged with their exact top-``k`` of ``scores`` (the
+        tile's rows of those queries, in the order of ``rows``)."""
+        width = min(self.k, kept + scores.shape[1])
+        v, i = _block_topk(scores, width)
+        at = rows + q0
+        if kept == 0:
+            self.values[at, :width], self.indices[at, :width] = v, i + g0
+            return
+        cand_v = torch.cat([self.values[at, :kept], v], dim=1)
+        cand_i = torch.cat([self.indices[at, :kept], i + g0], dim=1)
+        order = torch.sort(cand_v, dim=1, descending=True, stable=True).indices[:, :width]
+        self.values[at, :width] = torch.gather(cand_v, 1, order)
+        self.indices[at, :width] = torch.gather(cand_i, 1, order)
+
+    def _merge_entries(self, rows: np.ndarray, values: np.ndarray, index: np.ndarray) -> None:
+        """Full lists of queries ``rows`` (ascending, repeated per entry) merged with the new
+        entries ``(values, index)``; every new index exceeds every kept one."""
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        touched, counts = rows[starts], np.diff(np.r_[starts, len(rows)])
+        k, t = self.k, len(touched)
+        owner = np.concatenate([np.repeat(np.arange(t), k), np.repeat(np.arange(t), counts)])
+        entry_v = np.concatenate([self._values[touched].ravel(), values])
+        entry_i = np.concatenate([self._indices[touched].ravel(), index])
+        # by query, then score descending; lexsort is stable, so equal scores keep the kept
+        # entries (in index order) first and the new ones (in index order) after them
+        order = np.lexsort((-entry_v, owner))
+        sizes = counts + k
+        position = np.arange(len(order)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        keep = order[position < k]
+        self._values[touched] = entry_v[keep].reshape(t, k)
+        self._indices[touched] = entry_i[keep].reshape(t, k)
+
+
+def tile_topk(
+    queries: torch.Tensor,
+    tiles: Iterable[tuple[int, torch.Tensor]],
+    n_rows: int,
+    k: int,
+    block_size: int = 4096,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-``k`` rows of a gallery that arrives as ``(start_row, rows)`` tiles, by inner product.
+
+    ``queries``: ``[Q, D]`` float32. ``tiles``: consecutive float32 blocks of the ``n_rows``
+    gallery rows, in order (each is used while the next is prepared, so a caller may reuse one
+    buffer for all). Each tile is scored against the queries in ``block_size`` blocks of query
+    rows, cut into ``block_size`` columns at multiples of ``block_size`` of the gallery index
+    when a tile is larger, and folded into a :class:`RunningTopK`. Ties by lower index.
+    Returns ``(indices int64 [Q, k'], scores float32 [Q, k'])`` with ``k' = min(k, n_rows)``.
+    Memory: ``Q × k`` plus one ``block_size²`` product tile.
+    """
+    kk = min(k, n_rows)
+    top = RunningTopK(queries.shape[0], kk)
+    products = TileProducts(min(block_size, queries.shape[0]), block_size)
+    expected = 0
+    for g0, rows in tiles:
+        if g0 != expected:
+            raise ValueError(f"tiles: expected the tile starting at row {expected}, got {g0}")
+        expected = g0 + rows.shape[0]
+        if expected > n_rows:
+            raise ValueError(f"tiles: expected {n_rows} gallery rows, got at least {expected}")
+        for c0 in range(0, rows.shape[0], block_size):
+            part = rows[c0 : c0 + block_size]
+            for q0 in range(0, queries.shape[0], block_size):
+                top.push(q0, products(queries[q0 : q0 + block_size], part), g0 + c0)
+    if expected != n_rows:
+        raise ValueError(f"tiles: expected {n_rows} gallery rows, got {expected}")
+    return top.indices, top.values
+
+
+def tile_ranks(
+    queries: torch.Tensor,
+    tiles: Callable[[], Iterable[tuple[int, torch.Tensor]]],
+    n_rows: int,
+    targets: torch.Tensor,
+    block_size: int = 4096,
+) -> torch.Tensor:
+    """1-based rank of gallery row ``targets[i]`` for query i, from a gallery read twice as
+    tiles (``tiles()`` starts a fresh pass; :func:`tile_topk`'s tiles): rows scoring higher,
+    plus rows scoring equal with a lower index, plus one. Each score comes from the same tile
+    product as in :func:`tile_topk`, so the ranks agree with its rankings. Memory O(Q + block²).
+    """
+    t = as_gallery_indices(integral_targets(targets), "targets", queries.shape[0], n_rows)
+    products = TileProducts(min(block_size, queries.shape[0]), block_size)
+
+    def passes() -> Iterator[tuple[int, torch.Tensor, int]]:
+        for g0, rows in tiles():
+            for c0 in range(0, rows.shape[0], block_size):
+                part = rows[c0 : c0 + block_size]
+                for q0 in range(0, queries.shape[0], block_size):
+                    yield g0 + c0, products(queries[q0 : q0 + block_size], part), q0
+
+    target_scores = torch.empty(queries.shape[0], dtype=torch.float32)
+    for g0, scores, q0 in passes():
+        tb = t[q0 : q0 + scores.shape[0]]
+        inside = ((tb >= g0) & (tb < g0 + scores.shape[1])).nonzero().flatten()
+        target_scores[q0 + inside] = scores[inside, tb[inside] - g0]
+    ranks = torch.ones(queries.shape[0], dtype=torch.int64)
+    for g0, scores, q0 in passes():
+        stop = q0 + scores.shape[0]
+        ts, ti = target_scores[q0:stop, None], t[q0:stop, None]
+        cols = torch.arange(g0, g0 + scores.shape[1])[None, :]
+        ranks[q0:stop] += ((scores > ts) | ((scores == ts) & (cols < ti))).sum(dim=1)
+    return ranks
+
+
+def merge_topk(
+    parts: Sequence[tuple[torch.Tensor, torch.Tensor]], k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact top-``k`` of a gallery from the top-``k`` lists of its consecutive parts.
+
+    ``parts``: ``(indices [Q, k_i], scores [Q, k_i])`` per part, in gallery order, indices
+    global, each list best first with ties by lower index (what :func:`tile_topk` returns).
+    Every index of a later part exceeds every index of an earlier one, so a stable descending
+    sort of the concatenated lists keeps equal scores in increasing index order.
+    """
+    indices = torch.cat([torch.as_tensor(i, dtype=torch.int64) for i, _ in parts], dim=1)
+    scores = torch.cat([torch.as_tensor(v, dtype=torch.float32) for _, v in parts], dim=1)
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    return torch.gather(indices, 1, order), torch.gather(scores, 1, order)
+
+
+def row_tiles(
+    x: torch.Tensor, block_size: int, prepare: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(start, prepare(x[start : start + block_size]))`` for consecutive row blocks of ``x``
+    (the rows as they are when ``prepare`` is None)."""
+    for start in range(0, x.shape[0], block_size):
+        part = x[start : start + block_size]
+        yield start, part if prepare is None else prepare(part)
 
 
 def blockwise_topk(
@@ -71,7 +249,7 @@ def blockwise_topk(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k gallery rows per query by inner product.
 
-    Returns ``(indices int64 [Q, k'], scores float32 [Q, k'])`` with ``k' = min(k, N)``.
+    Returns ``(indices int64 [Q, k']``, scores float32 [Q, k']) with ``k' = min(k, N)``.
     """
     q = as_float_matrix(queries, "queries")
     g = as_float_matrix(gallery, "gallery")
@@ -79,38 +257,11 @@ def blockwise_topk(
     block = check_positive_int(block_size, "block_size")
     if q.shape[1] != g.shape[1]:
         raise ValueError(f"gallery: expected dimension {q.shape[1]} (as queries), got {g.shape[1]}")
-    kk = min(k, g.shape[0])
-    products = TileProducts(min(block, q.shape[0]), min(block, g.shape[0]))
-    out_i = torch.empty(q.shape[0], kk, dtype=torch.int64)
-    out_v = torch.empty(q.shape[0], kk, dtype=torch.float32)
-    for q0 in range(0, q.shape[0], block):
-        qb = q[q0 : q0 + block]
-        # tile candidates go to one preallocated buffer, merged when it is full: one sort of
-        # many short lists costs far less than a sort per tile (torch's per-row sort overhead
-        # dominates lists of k entries), and a buffer allocated once does not fragment the heap
-        # the way many small long-lived lists between the tiles' score matrices do. Its size
-        # (~2²³ entries) stays within the O(block²) budget.
-        capacity = max(3 * kk, (1 << 23) // qb.shape[0])
-        cand_v = torch.empty(qb.shape[0], capacity)
-        cand_i = torch.empty(qb.shape[0], capacity, dtype=torch.int64)
-        filled, lists = 0, 0
-        for g0 in range(0, g.shape[0], block):
-            v, i = _block_topk(products(qb, g[g0 : g0 + block]), kk)
-            if filled + v.shape[1] > capacity:
-                merged_v, merged_i = _merge(cand_v[:, :filled], cand_i[:, :filled], kk)
-                filled, lists = merged_v.shape[1], 1
-                cand_v[:, :filled], cand_i[:, :filled] = merged_v, merged_i
-            cand_v[:, filled : filled + v.shape[1]] = v
-            cand_i[:, filled : filled + v.shape[1]] = i + g0
-            filled += v.shape[1]
-            lists += 1
-        if lists == 1:  # one list is already in order
-            best_v, best_i = cand_v[:, :kk], cand_i[:, :kk]
-        else:
-            best_v, best_i = _merge(cand_v[:, :filled], cand_i[:, :filled], kk)
-        out_v[q0 : q0 + block] = best_v
-        out_i[q0 : q0 + block] = best_i
-    return out_i, out_v
+    return tile_topk(q.float(), row_tiles(g, block, _as_float32), g.shape[0], k, block)
+
+
+def _as_float32(x: torch.Tensor) -> torch.Tensor:
+    return x.float()
 
 
 def blockwise_ranks(

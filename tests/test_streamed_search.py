@@ -1,0 +1,121 @@
+"""Debiased searched tile by tile (stream=True, ShardedGallery) equals the offset-form search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from synthetic_processors import make_world
+
+from xcm_debias import Debiased, EmbeddingSet, ExactRetriever
+from xcm_debias.faiss_retriever import FaissRetriever
+from xcm_debias.processors import InvGC, LanguageAlignment
+from xcm_debias.scoring import (
+    CSLS,
+    DualInvertedSoftmax,
+    GroupBalance,
+    InvertedSoftmax,
+    QBNorm,
+)
+from xcm_debias.shards import ShardedGallery
+
+STAGES = {
+    "IS": lambda: InvertedSoftmax(beta=5.0),
+    "DIS": lambda: DualInvertedSoftmax(),
+    "CSLS": lambda: CSLS(k=3),
+    "IS+GroupBalance": lambda: [InvertedSoftmax(beta=5.0), GroupBalance()],
+}
+
+
+@pytest.fixture(scope="module")
+def world():
+    calib = make_world(n_items=40, dim=16, cultures=["a", "b", "c"], seed=0)
+    test = make_world(n_items=150, dim=16, cultures=["a", "b", "c"], seed=1)
+    return calib, test
+
+
+def fitted(calib, scoring, stream, block_size=32):
+    processors = LanguageAlignment() | InvGC(apply_to=("image",), block_size=8)
+    fair = Debiased(ExactRetriever(block_size=block_size), processors, scoring, stream=stream)
+    return fair.fit(calib)
+
+
+def assert_same_up_to_ties(got, expected, tol=1e-5):
+    """Scores equal within float32 rounding; indices equal wherever the scores are apart."""
+    assert torch.allclose(got.scores, expected.scores, atol=tol, rtol=0)
+    differ = got.indices != expected.indices
+    if bool(differ.any()):  # only among near-equal scores
+        rows = differ.any(dim=1).nonzero().flatten()
+        for row in rows.tolist():
+            gaps = expected.scores[row, :-1] - expected.scores[row, 1:]
+            assert bool((gaps[differ[row, :-1] | differ[row, 1:]] <= tol).all())
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_streamed_search_and_ranks_equal_the_offset_form(world, name):
+    calib, test = world
+    texts, images = test.texts, test.images
+    plain = fitted(calib, STAGES[name](), stream=False)
+    streamed = fitted(calib, STAGES[name](), stream=True)
+    expected = plain.search(texts, images, 12)
+    got = streamed.search(texts, images, 12)
+    assert_same_up_to_ties(got, expected)
+    # ranks agree with the streamed ranking itself, and with the offset form's ranks
+    targets = got.indices[:, 4]
+    ranks = streamed.rank_of(texts, images, targets)
+    distinct = (got.scores[:, 4] != got.scores[:, 3]) & (got.scores[:, 4] != got.scores[:, 5])
+    assert torch.equal(ranks[distinct], torch.full_like(ranks[distinct], 5))
+    item_of = {i: n for n, i in enumerate(images.item.tolist())}
+    relevant = torch.tensor([item_of[i] for i in texts.item.tolist()])
+    assert (
+        streamed.rank_of(texts, images, relevant) - plain.rank_of(texts, images, relevant)
+    ).abs().max() <= 1
+
+
+def test_streaming_keeps_no_processed_gallery(world):
+    calib, test = world
+    streamed = fitted(calib, InvertedSoftmax(beta=5.0), stream=True)
+    images = test.images  # the cache keeps an entry only while the caller's gallery lives
+    streamed.search(test.texts, images, 5)
+    assert len(streamed._cache) == 0  # no processed rows, no index vectors
+    assert len(streamed._tiles._columns) == 1  # only the per-row columns
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_a_sharded_gallery_searches_as_the_same_rows_in_memory(world, tmp_path, dtype):
+    calib, test = world
+    rows = test.images.embeddings.numpy().astype(dtype)
+    bounds = [0, 40, 41, 100, len(rows)]  # tiles of 32 rows span the shards
+    paths = []
+    for n, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        paths.append(tmp_path / f"img_emb_{n}.npy")
+        np.save(paths[-1], rows[a:b])
+    fair = fitted(calib, [InvertedSoftmax(beta=5.0), GroupBalance()], stream=True)
+    in_memory = EmbeddingSet(torch.from_numpy(rows), modality="image")  # unlabelled, as on disk
+    got = fair.search(test.texts, ShardedGallery(paths), 9)
+    expected = fair.search(test.texts, in_memory, 9)
+    assert torch.equal(got.indices, expected.indices)
+    assert torch.equal(got.scores, expected.scores)
+    targets = expected.indices[:, 0]
+    ranks = fair.rank_of(test.texts, ShardedGallery(paths), targets)
+    assert torch.equal(ranks, fair.rank_of(test.texts, in_memory, targets))
+
+
+def test_sharded_galleries_need_an_exact_retriever_and_no_gated_stage(world, tmp_path):
+    calib, test = world
+    np.save(tmp_path / "a.npy", test.images.embeddings.numpy())
+    shards = ShardedGallery([tmp_path / "a.npy"])
+    gated = Debiased(ExactRetriever(), scoring=QBNorm()).fit(calib)
+    with pytest.raises(ValueError, match="gated score stage \\(QB-Norm\\)"):
+        gated.search(test.texts, shards, 3)
+    over_faiss = Debiased(FaissRetriever(), scoring=InvertedSoftmax()).fit(calib)
+    with pytest.raises(TypeError, match="searched by an ExactRetriever, got FaissRetriever"):
+        over_faiss.search(test.texts, shards, 3)
+
+
+def test_a_gated_stage_keeps_the_offset_form_when_streaming(world):
+    calib, test = world
+    plain = Debiased(ExactRetriever(), scoring=QBNorm()).fit(calib)
+    streamed = Debiased(ExactRetriever(), scoring=QBNorm(), stream=True).fit(calib)
+    a, b = plain.search(test.texts, test.images, 5), streamed.search(test.texts, test.images, 5)
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.scores, b.scores)

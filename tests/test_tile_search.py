@@ -1,0 +1,190 @@
+"""The tile-by-tile exact search: running top-k, unit rows, half-precision and sharded galleries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xcm_debias import ExactRetriever
+from xcm_debias.safe_norm import cosine_rows
+from xcm_debias.shards import ShardedGallery
+from xcm_debias.topk import RunningTopK, row_tiles, tile_topk
+
+
+def dense_topk(q: torch.Tensor, g: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference in float64: full score matrix, stable descending sort (ties -> lower index)."""
+    scores = q.double() @ g.double().T
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    return order, torch.gather(scores, 1, order)
+
+
+def unit(n: int, d: int, seed: int) -> torch.Tensor:
+    x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
+    return x / x.norm(dim=1, keepdim=True)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    n_q=st.integers(1, 9),
+    n_g=st.integers(1, 60),
+    k=st.integers(1, 15),
+    block=st.integers(1, 17),
+    levels=st.integers(2, 4),
+    seed=st.integers(0, 2**16),
+)
+def test_running_topk_equals_the_dense_stable_order_with_many_ties(
+    n_q, n_g, k, block, levels, seed
+):
+    # integer entries: products are exact in float32, so ties are real and many
+    rng = np.random.default_rng(seed)
+    q = torch.from_numpy(rng.integers(-1, 2, (n_q, 3)).astype(np.float32))
+    g = torch.from_numpy(rng.integers(-levels, levels + 1, (n_g, 3)).astype(np.float32))
+    idx, scores = tile_topk(q, row_tiles(g, block), n_g, k, block)
+    expected_idx, expected_scores = dense_topk(q, g, min(k, n_g))
+    assert torch.equal(idx, expected_idx)
+    assert torch.equal(scores.double(), expected_scores)
+
+
+def test_running_topk_takes_the_exact_path_for_a_gallery_sorted_by_score():
+    # every tile beats the current lists everywhere: the per-entry merge gives way to tile top-k
+    q = torch.ones(4, 1)
+    g = torch.arange(1, 201, dtype=torch.float32)[:, None]
+    idx, scores = tile_topk(q, row_tiles(g, 16), 200, 5, 16)
+    assert idx.tolist() == [[199, 198, 197, 196, 195]] * 4
+    assert scores[0].tolist() == [200.0, 199.0, 198.0, 197.0, 196.0]
+
+
+def test_running_topk_merges_hand_computed_tiles():
+    top = RunningTopK(1, 2)
+    top.push(0, torch.tensor([[0.5, 0.9]]), 0)
+    top.push(0, torch.tensor([[0.9, 0.7, 0.95]]), 2)  # 0.9 at index 2 ties index 1: stays after
+    assert top.indices.tolist() == [[4, 1]]
+    assert top.values[0].tolist() == pytest.approx([0.95, 0.9])
+
+
+def test_tiles_out_of_order_or_short_are_refused():
+    q, g = unit(2, 4, 0), unit(10, 4, 1)
+    with pytest.raises(ValueError, match="tiles: expected the tile starting at row 0, got 5"):
+        tile_topk(q, [(5, g[5:])], 10, 3)
+    with pytest.raises(ValueError, match="tiles: expected 10 gallery rows, got 5"):
+        tile_topk(q, [(0, g[:5])], 10, 3)
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 64, 4096])
+def test_exact_retriever_matches_the_float64_dense_ranking(block_size):
+    q, g = unit(23, 16, 0), unit(301, 16, 1)
+    ranking = ExactRetriever(block_size=block_size).search(q, g, 12)
+    expected_idx, expected_scores = dense_topk(q, g, 12)
+    assert torch.equal(ranking.indices, expected_idx)  # random data: no gap below float32 error
+    assert torch.allclose(ranking.scores.double(), expected_scores, atol=1e-6)
+
+
+def test_unit_rows_are_used_as_they_are_and_others_normalised():
+    x = unit(50, 32, 2)
+    assert cosine_rows(x).data_ptr() == x.data_ptr()  # no copy, bit for bit
+    raw = 3.0 * torch.randn(40, 32, generator=torch.Generator().manual_seed(3))
+    original = raw.clone()
+    raw[5] = x[5]  # a unit row among others stays as it is
+    got = cosine_rows(raw)
+    expected = raw.double() / raw.double().norm(dim=1, keepdim=True)
+    assert torch.allclose(got.double(), expected, atol=2e-7, rtol=0)
+    assert torch.equal(got[5], x[5])
+    assert torch.equal(raw[6:], original[6:])  # the input is not modified
+    huge = torch.cat([raw[:3] * 1e30, raw[:2] * 1e-30])  # scaled first: no overflow, no zeros
+    assert torch.allclose(
+        cosine_rows(huge).double(), torch.cat([expected[:3], expected[:2]]), atol=2e-7
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_gallery_ranks_as_its_float32_copy(dtype):
+    q, g = unit(31, 24, 4), unit(517, 24, 5).to(dtype)
+    retriever = ExactRetriever(block_size=64)
+    half = retriever.search(q, g, 10)
+    wide = retriever.search(q, g.float(), 10)  # the same rounded rows, stored in float32
+    assert torch.equal(half.indices, wide.indices)
+    assert torch.equal(half.scores, wide.scores)
+    assert g.dtype == dtype  # not converted in place
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), k=st.integers(1, 20))
+def test_float16_storage_swaps_only_pairs_closer_than_its_rounding_bound(seed, k):
+    q, g = unit(8, 32, seed), unit(200, 32, seed + 1)
+    stored = ExactRetriever().search(q, g.half(), k).indices
+    exact = q.double() @ g.double().T
+    bound = 2.0**-11 * 2  # |q·(g − fl16(g))| ≤ 2⁻¹¹|q||g| for each side of a pair
+    for row in range(len(q)):
+        got = exact[row, stored[row]]
+        expected = torch.sort(exact[row], descending=True).values[:k]
+        # the k-th score found is within the bound of the true k-th, and each rank too
+        assert torch.all((got - expected).abs() <= bound)
+
+
+def write_shards(folder, x: np.ndarray, sizes: list[int]) -> list:
+    paths, start = [], 0
+    for n, size in enumerate(sizes):
+        path = folder / f"img_emb_{n}.npy"
+        np.save(path, x[start : start + size])
+        paths.append(path)
+        start += size
+    return paths
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_sharded_search_equals_the_in_memory_search(tmp_path, dtype, prefetch):
+    x = unit(1000, 16, 6).numpy().astype(dtype)
+    sizes = [130, 1, 400, 0, 469]  # tiles of 64 rows span shard boundaries
+    paths = write_shards(tmp_path, x, sizes)
+    gallery = ShardedGallery(paths)
+    assert len(gallery) == 1000 and gallery.dim == 16 and gallery.dtype == dtype
+    tiles = gallery.tiles(64, prefetch=prefetch)
+    for n, (start, rows) in enumerate(tiles):  # each tile as read, before it is overwritten
+        assert start == 64 * n and torch.equal(rows, torch.from_numpy(x[start : start + 64]))
+    q = unit(37, 16, 7)
+    retriever = ExactRetriever(block_size=64)
+    on_disk = retriever.search(q, gallery, 9)
+    in_memory = retriever.search(q, torch.from_numpy(x), 9)
+    assert torch.equal(on_disk.indices, in_memory.indices)
+    assert torch.equal(on_disk.scores, in_memory.scores)
+
+
+def test_sharded_gallery_reads_any_row_range_and_orders_shards_by_number(tmp_path):
+    x = np.arange(60, dtype=np.float32).reshape(20, 3) + 1
+    for n, (a, b) in enumerate([(0, 5), (5, 7), (7, 20)]):
+        np.save(tmp_path / f"img_emb_{[0, 2, 10][n]}.npy", x[a:b])
+    (tmp_path / "img_emb").mkdir()
+    gallery = ShardedGallery.from_folder(tmp_path)  # no img_emb/ shards: the folder's own
+    assert [p.name for p in gallery.paths] == ["img_emb_0.npy", "img_emb_2.npy", "img_emb_10.npy"]
+    assert np.array_equal(gallery.read(3, 9), x[3:9])
+    assert np.array_equal(gallery.read(0, 20), x)
+    with pytest.raises(ValueError, match="start, stop: expected 0 <= start <= stop <= 20"):
+        gallery.read(5, 21)
+
+
+def test_sharded_gallery_refuses_bad_shards(tmp_path):
+    np.save(tmp_path / "a.npy", np.ones((3, 4), np.float32))
+    np.save(tmp_path / "b.npy", np.ones((3, 5), np.float32))
+    np.save(tmp_path / "c.npy", np.ones(3, np.float32))
+    np.save(tmp_path / "d.npy", np.ones((3, 4), np.int32))
+    np.save(tmp_path / "e.npy", np.ones((3, 4), np.float16))
+    with pytest.raises(ValueError, match="one dimension and dtype, got dimensions \\[4, 5\\]"):
+        ShardedGallery([tmp_path / "a.npy", tmp_path / "b.npy"])
+    with pytest.raises(ValueError, match="one dimension and dtype"):
+        ShardedGallery([tmp_path / "a.npy", tmp_path / "e.npy"])
+    with pytest.raises(ValueError, match="expected 2-D .npy arrays"):
+        ShardedGallery([tmp_path / "c.npy"])
+    with pytest.raises(ValueError, match="float16/float32/float64 arrays in C order, got int32"):
+        ShardedGallery([tmp_path / "d.npy"])
+    with pytest.raises(ValueError, match="at least one .npy shard"):
+        ShardedGallery([])
+    with pytest.raises(TypeError, match="paths: expected a sequence of .npy paths"):
+        ShardedGallery(tmp_path / "a.npy")
+    with pytest.raises(FileNotFoundError, match="folder: expected a folder"):
+        ShardedGallery.from_folder(tmp_path / "missing")
+    with pytest.raises(ValueError, match="gallery: expected dimension 3"):
+        ExactRetriever().search(torch.ones(1, 3), ShardedGallery([tmp_path / "a.npy"]), 1)
