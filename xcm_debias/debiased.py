@@ -99,12 +99,9 @@ class Debiased:
             it choose the processors and score stages from the calibration data (replacing
             ``processors`` and ``scoring``), then fits the chosen ones; what it chose and the
             out-of-fold frontier are kept in ``selection_`` and saved with the pipeline.
-        stream: search (and rank) tile by tile, without copies of the gallery: each tile of
-            the caller's gallery goes through the processors and score stages inside the exact
-            search, so the extra memory is O(tile) plus a few numbers per gallery row instead
-            of about three transformed copies (:mod:`xcm_debias.streamed_search`; an
-            ``ExactRetriever`` and no gated stage, else the offset form is used). The processors
-            then run on each search; a ``ShardedGallery`` is always streamed.
+        stream: search and rank tile by tile, with O(tile) extra memory instead of transformed
+            gallery copies (:mod:`xcm_debias.streamed_search`: an ``ExactRetriever`` and no
+            gated stage, else the offset form); a ``ShardedGallery`` is always streamed.
     """
 
     def __init__(
@@ -171,25 +168,16 @@ class Debiased:
         self.scorers_ = fit_stages(
             self.processors, self._templates, calibration, self._n_folds, self.seed, owner
         )
-        # classifiers for the group labels the stages read, to fill them in at search
-        labels = used_labels(self.processors, [s for ss in self.scorers_.values() for s in ss])
-        self.label_models_ = (
-            LabelModels(labels, seed=self.seed).fit(calibration) if labels else None
-        )
+        self.label_models_ = _label_models(self.processors, self.scorers_, calibration, self.seed)
         self._fitted = True
         return self
 
     def search(self, queries: PlainOrSet, gallery: PlainOrSet | ShardedGallery, k: int) -> Ranking:
-        """Top-``k`` gallery rows per query after every fitted stage (scores in score units).
-
-        A :class:`~xcm_debias.shards.ShardedGallery` (image rows on disk), or any gallery when
-        ``stream`` is set, is searched tile by tile without gallery copies
-        (:mod:`xcm_debias.streamed_search`; exact retriever, no gated stage)."""
-        if isinstance(gallery, ShardedGallery):
-            return self._tiles.search(self, queries, gallery, k)
-        queries, gallery, direction = self._inputs(queries, gallery)
+        """Top-``k`` gallery rows per query after every fitted stage (scores in score units);
+        tile by tile for a ``ShardedGallery`` or with ``stream``."""
         k = check_positive_int(k, "k")
-        if direction is not None and self.stream and self._tiles.applies(self, direction):
+        queries, gallery, direction, tiled = self._route(queries, gallery)
+        if tiled:
             return self._tiles.search(self, queries, gallery, k, direction)
         if direction is None:
             return self.retriever.search(self.transform(queries), self._processed(gallery), k)
@@ -201,10 +189,8 @@ class Debiased:
         self, queries: PlainOrSet, gallery: PlainOrSet, targets: torch.Tensor | np.ndarray
     ) -> torch.Tensor:
         """1-based rank of gallery row ``targets[i]`` for query i, consistent with ``search``."""
-        if isinstance(gallery, ShardedGallery):
-            return self._tiles.rank_of(self, queries, gallery, targets)
-        queries, gallery, direction = self._inputs(queries, gallery)
-        if direction is not None and self.stream and self._tiles.applies(self, direction):
+        queries, gallery, direction, tiled = self._route(queries, gallery)
+        if tiled:
             return self._tiles.rank_of(self, queries, gallery, targets, direction)
         if direction is None:
             processed = self._processed(gallery)
@@ -230,22 +216,23 @@ class Debiased:
         return like_input(out, original)
 
     def clear_cache(self) -> None:
-        """Release every processed gallery this pipeline keeps.
-
-        Up to four galleries are cached (the processed rows and the score-stage columns, a
-        few times the gallery's size), each only while the caller's gallery object lives: an
-        entry goes with its gallery. ``clear_cache`` releases them at once.
-        """
+        """Release every processed gallery kept (up to four, each only while the caller's
+        gallery object lives; :mod:`xcm_debias.gallery_cache`)."""
         self._cache.clear()
         self._tiles.clear()
 
-    def _inputs(
-        self, queries: PlainOrSet, gallery: PlainOrSet
-    ) -> tuple[EmbeddingSet, EmbeddingSet, str | None]:
-        """Both sides as EmbeddingSets and the direction whose score stages apply, if any."""
+    def _route(
+        self, queries: PlainOrSet, gallery: PlainOrSet | ShardedGallery
+    ) -> tuple[PlainOrSet, EmbeddingSet | ShardedGallery, str | None, bool]:
+        """Both sides (EmbeddingSets unless sharded), the direction whose score stages apply,
+        if any, and whether the tile-by-tile search serves it."""
         self._check_is_fitted()
+        if isinstance(gallery, ShardedGallery):
+            return queries, gallery, None, True
         queries, gallery = as_query_gallery(queries, gallery, map(DIRECTIONS.get, self.scorers_))
-        return queries, gallery, scored_direction(queries, gallery, self.scorers_)
+        direction = scored_direction(queries, gallery, self.scorers_)
+        tiled = direction is not None and self.stream and self._tiles.applies(self, direction)
+        return queries, gallery, direction, tiled
 
     def _processed(self, gallery: EmbeddingSet) -> EmbeddingSet:
         return self._cache.processed(gallery, self.transform)
@@ -255,22 +242,17 @@ class Debiased:
         return self._cache.prepared(gallery, direction, self.transform, prepare)
 
     def save(self, path: str | Path) -> Path:
-        """Write the fitted pipeline (processors, scorers, label models) to one ``.safetensors``.
-
-        Tensors are stored under ``processors.<name>``, ``scoring.<direction>.<stage>.<name>``
-        and ``labels.<name>``;
-        the JSON configs ride in the header. No pickle. The wrapped retriever is not saved.
-        """
+        """Write the fitted pipeline (processors, scorers, label models, the guard's selection)
+        to one ``.safetensors``, no pickle (:mod:`xcm_debias.debiased_file`); the wrapped
+        retriever is not saved."""
         self._check_is_fitted()
         fitted = (self.processors, self.scorers_, self.label_models_, self.cross_fit, self.seed)
         return write_debiased(path, DebiasedState(*fitted, self.selection_))
 
     @staticmethod
     def load(path: str | Path, retriever: Retriever | None = None) -> Debiased:
-        """Rebuild a fitted ``Debiased`` saved with ``save`` over ``retriever``.
-
-        ``retriever`` defaults to ``ExactRetriever()``.
-        """
+        """Rebuild a fitted ``Debiased`` saved with ``save`` over ``retriever`` (default
+        ``ExactRetriever()``)."""
         state = read_debiased(path)
         retriever = ExactRetriever() if retriever is None else retriever
         out = Debiased.assemble(
@@ -305,3 +287,14 @@ def _check_has_method(value: object, method: str, name: str, expected: str, call
         raise TypeError(
             f"{name}: expected {expected} (an object with {call}), got {type(value).__name__}"
         )
+
+
+def _label_models(
+    processors: PostProcessor | None,
+    scorers: Mapping[str, list[ScoreNormalizer]],
+    calibration: EmbeddingSet,
+    seed: int,
+) -> LabelModels | None:
+    """Classifiers for the group labels the fitted stages read, to fill them in at search."""
+    labels = used_labels(processors, [s for ss in scorers.values() for s in ss])
+    return LabelModels(labels, seed=seed).fit(calibration) if labels else None
