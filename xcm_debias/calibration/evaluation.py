@@ -245,7 +245,13 @@ def named_culture_loss(base: Outcomes, candidate: Outcomes) -> tuple[float, floa
     if not base.explicit.any():
         return None
     rows = base.explicit
-    diff = base.named[rows].astype(np.float64) - candidate.named[rows].astype(np.float64)
+    return mean_and_se(
+        base.named[rows].astype(np.float64) - candidate.named[rows].astype(np.float64)
+    )
+
+
+def mean_and_se(diff: np.ndarray) -> tuple[float, float]:
+    """Mean of paired per-query differences and its standard error ``sd/√n`` (0 for one)."""
     se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
     return float(diff.mean()), se
 

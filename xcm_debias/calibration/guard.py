@@ -71,6 +71,7 @@ from xcm_debias.calibration.evaluation import (
     Outcomes,
     bias,
     fold_outcomes,
+    mean_and_se,
     named_culture_loss,
     pooled_metrics,
 )
@@ -457,9 +458,7 @@ class RecallGuard:
             z_group = group_margin(self.z, len(named))
             checks += [(f"group {g}", base.group == g, -1.0, z_group) for g in named]
         for label, rows, sign, margin in checks:
-            diff = d[rows]
-            se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else 0.0
-            loss = float(diff.mean())
+            loss, se = mean_and_se(d[rows])
             if loss + sign * margin * se > self.max_recall_loss + 1e-12:
                 op = "+" if sign > 0 else "−"
                 reasons.append(
@@ -492,9 +491,8 @@ class RecallGuard:
 
     def _gain_lower(self, base: Outcomes, candidate: Outcomes) -> float:
         """Lower bound of the paired recall@1 gain over the plain retriever: mean − z·SE."""
-        d = candidate.hit.astype(np.float64) - base.hit.astype(np.float64)
-        se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
-        return float(d.mean()) - self.z * se
+        gain, se = mean_and_se(candidate.hit.astype(np.float64) - base.hit.astype(np.float64))
+        return gain - self.z * se
 
 
 def gain_key(direction: str) -> str:
