@@ -108,6 +108,16 @@ SWEEP: dict[str, dict[str, Any]] = {
     },
     "LA; i2t IS(β=20)+GB(τ=0.005)": config([LA], [IS20, GB5]),
     "LA; i2t IS(β=20)+ES(q=0.5)": config([LA], [IS20, stage("ExposureShuffle", tie_quantile=0.5)]),
+    **{
+        f"LA; i2t {hub}TP+ES(q={q})": config(
+            [LA], [*pre, stage("TranslationPooling"), stage("ExposureShuffle", tie_quantile=q)]
+        )
+        for hub, pre in (("", []), ("IS(β=20)+", [IS20]))
+        for q in (0.1, 0.25, 0.5, 1.0)
+    },
+    "LA; i2t TP+ES(width=0.0001)": config(
+        [LA], [stage("TranslationPooling"), stage("ExposureShuffle", width=1e-4)]
+    ),
     "LA; i2t CSLS": config([LA], [stage("CSLS")]),
     "LA; i2t CSLS+GB(τ=0.005)": config([LA], [stage("CSLS"), GB5]),
     "LA; both DualIS": config([LA], [stage("DualInvertedSoftmax")], [stage("DualInvertedSoftmax")]),

@@ -50,8 +50,11 @@ Gallery = EmbeddingSet | ShardedGallery
 
 
 def tile_wise(retriever: object, scorers: Sequence[ScoreNormalizer]) -> bool:
-    """True when the search can run tile by tile: an exact retriever and no gated stage."""
-    return isinstance(retriever, ExactRetriever) and not any(s.needs_top1 for s in scorers)
+    """True when the search can run tile by tile: an exact retriever and no stage whose
+    gallery columns need the whole gallery (a gated stage, translation pooling)."""
+    return isinstance(retriever, ExactRetriever) and not any(
+        s.needs_whole_gallery for s in scorers
+    )
 
 
 @dataclass(frozen=True)
@@ -236,8 +239,8 @@ class TileSearch:
         scorers = list(pipeline.scorers_.get(direction, []))
         if not tile_wise(pipeline.retriever, scorers):
             raise ValueError(
-                "gallery: a gated score stage (QB-Norm) needs the whole gallery in memory; "
-                "got a ShardedGallery"
+                "gallery: a score stage whose gallery columns depend on the whole gallery "
+                "(QB-Norm, TranslationPooling) needs the gallery in memory; got a ShardedGallery"
             )
         block = pipeline.retriever.block_size
         if isinstance(gallery, ShardedGallery):  # one more pass per search: nothing is kept

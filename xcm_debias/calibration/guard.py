@@ -128,6 +128,16 @@ DEFAULT_I2T: dict[str, StageList] = {
         f"IS+ES({q})": [_IS, _stage("ExposureShuffle", tie_quantile=q)]
         for q in (0.25, 0.5, 0.75, 1.0)
     },
+    # translations of one caption share a score; the shuffle then splits them by language
+    **{
+        f"{hub}TP+ES({q})": [
+            *pre,
+            _stage("TranslationPooling"),
+            _stage("ExposureShuffle", tie_quantile=q),
+        ]
+        for hub, pre in (("", []), ("IS+", [_IS]))
+        for q in (0.1, 0.25, 0.5, 1.0)
+    },
 }
 #: stages that read the images' culture label (skipped when calibration images carry none)
 CULTURE_STAGES = {"GroupBalance", "CultureLanguageDecoupler"}

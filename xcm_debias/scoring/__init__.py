@@ -14,6 +14,7 @@ from xcm_debias.scoring.group_balance import GroupBalance
 from xcm_debias.scoring.inverted_softmax import InvertedSoftmax
 from xcm_debias.scoring.qb_norm import QBNorm
 from xcm_debias.scoring.sinkhorn import SinkhornNorm
+from xcm_debias.scoring.translation_pooling import TranslationPooling
 
 __all__ = [
     "CSLS",
@@ -26,4 +27,5 @@ __all__ = [
     "ScoreNormalizer",
     "ScoredRows",
     "SinkhornNorm",
+    "TranslationPooling",
 ]

@@ -121,6 +121,12 @@ class ScoreNormalizer(FittedModule):
         return False
 
     @property
+    def needs_whole_gallery(self) -> bool:
+        """True when one row's gallery columns depend on the other gallery rows (they are
+        computed in one pass over the whole gallery, never tile by tile)."""
+        return self.needs_top1
+
+    @property
     def scale(self) -> float:
         """Factor from ``score`` units to the method's log-domain normalised score."""
         raise NotImplementedError(f"{type(self).__name__} must define scale")
