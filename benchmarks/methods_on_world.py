@@ -134,6 +134,18 @@ METHODS: dict[str, tuple[dict[str, Any], str]] = {
         {"processors": [], "scoring": {"i2t": [{"class": "ExposureShuffle", "params": {}}]}},
         "exposure_shuffle.md",
     ),
+    "TranslationPooling → ExposureShuffle (i2t)": (
+        {
+            "processors": [],
+            "scoring": {
+                "i2t": [
+                    {"class": "TranslationPooling", "params": {}},
+                    {"class": "ExposureShuffle", "params": {"width": 1e-4}},
+                ]
+            },
+        },
+        "translation_pooling.md",
+    ),
     "world_tuned": (get_config("world_tuned"), "debiased.md"),
     "recommended": (get_config("recommended"), "recall_guard.md"),
 }

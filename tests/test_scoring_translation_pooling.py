@@ -291,6 +291,14 @@ def test_no_language_label_skips_the_stage_and_unreachable_precision_pools_nothi
     assert not none.gallery_columns(test.texts).columns.any()
 
 
+def test_a_gallery_without_languages_at_search_is_an_error_that_names_the_label():
+    calibration, test = corpus_split(seed=10)
+    stage = TranslationPooling().fit(calibration.images, calibration.texts)
+    bare = EmbeddingSet(test.texts.embeddings, modality="text")
+    with pytest.raises(ValueError, match="TranslationPooling: expected a 'language' label"):
+        stage.gallery_columns(bare)
+
+
 def test_fitted_state_saves_and_loads(tmp_path):
     calibration, test = corpus_split(seed=8)
     stage = TranslationPooling(precision=0.95, k=3).fit(calibration.images, calibration.texts)

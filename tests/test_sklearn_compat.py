@@ -57,9 +57,9 @@ def fit_transform(m: FittedModule) -> torch.Tensor:
 
 
 def test_every_public_class_is_covered():
-    assert len(PROCESSORS) == 5 and len(SCORERS) == 7
+    assert len(PROCESSORS) == 5 and len(SCORERS) == 8
     assert {"LanguageAlignment", "OTRecenter"} <= set(PROCESSORS)
-    assert {"GroupBalance", "ExposureShuffle"} <= set(SCORERS)
+    assert {"GroupBalance", "ExposureShuffle", "TranslationPooling"} <= set(SCORERS)
 
 
 @pytest.mark.parametrize("name", PROCESSORS + SCORERS)

@@ -101,7 +101,8 @@ class Debiased:
             out-of-fold frontier are kept in ``selection_`` and saved with the pipeline.
         stream: search and rank tile by tile, with O(tile) extra memory instead of transformed
             gallery copies (:mod:`xcm_debias.streamed_search`: an ``ExactRetriever`` and no
-            gated stage, else the offset form); a ``ShardedGallery`` is always streamed.
+            stage whose columns need the whole gallery — gated stages, TranslationPooling —,
+            else the offset form); a ``ShardedGallery`` is always streamed.
     """
 
     def __init__(

@@ -52,9 +52,7 @@ Gallery = EmbeddingSet | ShardedGallery
 def tile_wise(retriever: object, scorers: Sequence[ScoreNormalizer]) -> bool:
     """True when the search can run tile by tile: an exact retriever and no stage whose
     gallery columns need the whole gallery (a gated stage, translation pooling)."""
-    return isinstance(retriever, ExactRetriever) and not any(
-        s.needs_whole_gallery for s in scorers
-    )
+    return isinstance(retriever, ExactRetriever) and not any(s.needs_whole_gallery for s in scorers)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from xcm_debias.scoring._groups import absent_label, skipped_stage
+from xcm_debias.scoring._groups import absent_label, group_labels, skipped_stage
 from xcm_debias.scoring.base import (
     GalleryColumns,
     ScoredRows,
@@ -133,7 +133,9 @@ class TranslationPooling(ScoreNormalizer):
         if self.min_margin != "auto":
             self.fitted_meta.update(min_margin=float(self.min_margin))
             return
-        languages = self._languages(gallery_bank)
+        languages = group_labels(
+            gallery_bank.data, self.gallery_group, "TranslationPooling", "gallery_bank"
+        )
         pairs = mutual_pairs(gallery_bank.plain, languages, self.k, self.block_size)
         items = gallery_bank.data.item.astype(str)
         correct = items[pairs.first] == items[pairs.second]
@@ -146,20 +148,13 @@ class TranslationPooling(ScoreNormalizer):
             calibration_precision=float(correct[accepted].mean()) if accepted.any() else None,
         )
 
-    def _languages(self, rows: ScoredRows) -> np.ndarray:
-        try:
-            column = rows.data.label(self.gallery_group)
-        except KeyError:
-            return np.full(len(rows.data), "")
-        return column.astype(str)
-
     # ---------------------------------------------------------------- apply
     def _gallery_columns(self, gallery: ScoredRows) -> GalleryColumns:
         augmented = gallery.augmented
         threshold = self.fitted_meta.get("min_margin")
         if "skipped" in self.fitted_meta or threshold is None:
             return GalleryColumns(columns=torch.zeros_like(augmented))
-        languages = self._languages(gallery)
+        languages = group_labels(gallery.data, self.gallery_group, "TranslationPooling", "gallery")
         pairs = mutual_pairs(gallery.plain, languages, self.k, self.block_size)
         sets = torch.from_numpy(translation_sets(pairs, languages, threshold))
         sums = torch.zeros_like(augmented).index_add_(0, sets, augmented)
