@@ -28,7 +28,11 @@ cross-fitted accuracy, negative log-likelihood and expected calibration error (E
 confidence against accuracy in 15 equal-width bins, weighted by bin size; Naeini, Cooper &
 Hauskrecht, AAAI 2015). The final discriminant is fitted on every labelled row.
 
-Filling (:meth:`LabelModels.fill`): rows that carry a label keep it; a row without one gets its
+Filling (:meth:`LabelModels.fill`): rows that carry a label keep it; a text row without a
+``language`` that still carries its string (the ``caption`` column the encoders write) gets the
+language identified from the string (:mod:`xcm_debias.calibration.text_languages`: more
+reliable than the embedding, which a multilingual encoder makes nearly language-free); another
+row without a label gets its
 posterior as a soft label (posterior-weighted offsets) and its most probable class in the label
 column; where the largest posterior is below ``threshold`` it is marked not confident, and
 per-group maps leave it unchanged (identity). How soft
@@ -47,10 +51,17 @@ import torch
 
 from xcm_debias._validation import check_positive_int
 from xcm_debias.calibration.folds import item_folds
+from xcm_debias.calibration.text_languages import TEXT_COLUMN, languages_from_text
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.fitted import FittedModule, restore_buffers
 from xcm_debias.processors import _stats
-from xcm_debias.soft_labels import UnseenGroupWarning, _relabelled, inferred_rows, with_inferred
+from xcm_debias.soft_labels import (
+    UnseenGroupWarning,
+    _relabelled,
+    from_text_name,
+    inferred_rows,
+    with_inferred,
+)
 
 #: (label, modality) pairs a pipeline can infer: languages of texts, cultures of images.
 LABEL_MODALITIES: dict[str, str] = {"language": "text", "culture": "image"}
@@ -62,7 +73,7 @@ _Module = TypeVar("_Module", "LabelClassifier", "LabelModels")
 
 
 class LabelClassifier(FittedModule):
-    """Temperature-calibrated multinomial logistic regression of one label of one modality.
+    """Temperature-calibrated linear discriminant analysis of one label of one modality.
 
     Args:
         label: the label to predict (``"language"``, ``"culture"``, ...).
@@ -232,6 +243,11 @@ class LabelModels(FittedModule):
         threshold: an inferred row whose largest posterior is below it gets the identity in
             per-group maps (offsets still use its posterior); in ``[0, 1]``.
         n_folds, seed: of each :class:`LabelClassifier`.
+        text_column: the extra column holding a text row's string (the encoders keep it as
+            ``caption``): a text row without ``language`` that has one gets the language
+            identified from the string (one-hot, confident;
+            :mod:`xcm_debias.calibration.text_languages`), the others the classifier's
+            posterior. ``None``: from the embeddings only.
 
     ``fit`` skips (and records why, see :meth:`summary`) a label that the calibration set
     cannot teach: absent, a single class, or too few rows per class.
@@ -246,12 +262,14 @@ class LabelModels(FittedModule):
         threshold: float = 0.5,
         n_folds: int = 5,
         seed: int = 0,
+        text_column: str | None = TEXT_COLUMN,
     ) -> None:
         super().__init__()
         self.labels = tuple(labels)
         self.threshold = threshold
         self.n_folds = n_folds
         self.seed = seed
+        self.text_column = text_column
         self.models = torch.nn.ModuleDict()
 
     def _check_params(self) -> None:
@@ -264,6 +282,11 @@ class LabelModels(FittedModule):
         t = self.threshold
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= float(t) <= 1.0:
             raise ValueError(f"LabelModels: threshold: expected a number in [0, 1], got {t!r}")
+        column = self.text_column
+        if column is not None and (not isinstance(column, str) or not column):
+            raise ValueError(
+                f"LabelModels: text_column: expected a column name or None, got {column!r}"
+            )
 
     def fit(self, calibration: EmbeddingSet) -> LabelModels:
         """Fit one classifier per label the calibration set can teach; returns ``self``."""
@@ -309,12 +332,33 @@ class LabelModels(FittedModule):
             if not missing.any():
                 continue
             probs = model.predict_proba(data[missing])
+            textual = self._from_text(data[missing], label, model.classes, probs)
             confident = probs.max(axis=1) >= float(self.threshold)
             best = np.asarray(model.classes)[probs.argmax(axis=1)]
             data = with_inferred(data, label, missing, model.classes, probs, best, confident)
+            if textual.any() or from_text_name(label) in data.extra:
+                flags = data.extra.get(from_text_name(label), np.zeros(len(data), dtype=bool))
+                flags = flags.astype(bool).copy()
+                flags[missing] = textual
+                data = _relabelled(data, {}, {**data.extra, from_text_name(label): flags})
         for label in self.fitted_meta.get("skipped", {}):
             data = _undetermined(data, label)
         return data
+
+    def _from_text(
+        self, rows: EmbeddingSet, label: str, classes: list[str], probs: np.ndarray
+    ) -> np.ndarray:
+        """Mask of the ``rows`` whose ``language`` was read from their string; their posterior
+        in ``probs`` (changed in place, the caller's own array) becomes one-hot."""
+        textual = np.zeros(len(rows), dtype=bool)
+        if label != "language" or self.text_column is None:
+            return textual
+        found = languages_from_text(rows, classes, self.text_column)
+        if found is None:
+            return textual
+        textual, codes = found
+        probs[textual] = np.eye(len(classes), dtype=probs.dtype)[codes]
+        return textual
 
     def summary(self) -> dict[str, Any]:
         """Plain dict per label: classes, cross-fitted accuracy, ECE, NLL, T, rows — or
