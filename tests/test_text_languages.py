@@ -11,7 +11,11 @@ import pytest
 from test_label_models import LANGS, corpus
 
 from xcm_debias import EmbeddingSet
-from xcm_debias.calibration.labels import LabelModels
+from xcm_debias.calibration.labels import (
+    CalibrationLabelWarning,
+    LabelModels,
+    complete_calibration,
+)
 from xcm_debias.calibration.text_languages import TEXT_COLUMN, languages_from_text
 from xcm_debias.report.label_free import label_record
 from xcm_debias.soft_labels import (
@@ -151,3 +155,41 @@ def test_the_report_counts_the_rows_read_from_text() -> None:
     assert entry["from_text"] == len(data) - n_blank
     # the blank German rows are misread as English by the embedding; every other row is right
     assert entry["wrong"] == int(((data.extra["caption"] == "") & (truth == "de")).sum())
+
+
+def test_calibration_rows_without_language_are_read_from_their_strings() -> None:
+    """complete_calibration: the unlabelled German captions (disguised as English in the
+    embedding) get German from their strings; from the embeddings only they become English."""
+    calibration = corpus(strength=8.0)
+    texts = calibration.modality == "text"
+    strings = np.array(
+        [SENTENCES[lang][i % 2] if lang else "" for i, lang in enumerate(calibration.language)]
+    )
+    x = calibration.embeddings.clone()
+    english = {
+        calibration.item[i]: i for i in np.flatnonzero(texts & (calibration.language == "en"))
+    }
+    unlabelled = np.flatnonzero(texts & (calibration.language == "de"))[:4]
+    for i in unlabelled:
+        x[i] = calibration.embeddings[english[calibration.item[i]]]
+    language = calibration.language.astype(object)
+    language[unlabelled] = ""
+    data = EmbeddingSet(
+        x,
+        modality=calibration.modality,
+        item=calibration.item,
+        language=language.astype(str),
+        culture=calibration.culture,
+        extra={"caption": strings},
+    )
+    with pytest.warns(CalibrationLabelWarning, match="4 read from their strings, the others"):
+        filled = complete_calibration(data)
+    assert (filled.language[unlabelled] == "de").all()
+    np.testing.assert_array_equal(
+        np.flatnonzero(filled.extra[from_text_name("language")]), unlabelled
+    )
+    with pytest.warns(CalibrationLabelWarning, match=r": inferred from the embeddings"):
+        by_embedding = complete_calibration(data, text_column=None)
+    assert (by_embedding.language[unlabelled] == "en").all()
+    with pytest.raises(ValueError, match="text_column: expected a column name or None, got ''"):
+        complete_calibration(data, text_column="")

@@ -332,33 +332,14 @@ class LabelModels(FittedModule):
             if not missing.any():
                 continue
             probs = model.predict_proba(data[missing])
-            textual = self._from_text(data[missing], label, model.classes, probs)
+            textual = _from_text(data[missing], label, model.classes, probs, self.text_column)
             confident = probs.max(axis=1) >= float(self.threshold)
             best = np.asarray(model.classes)[probs.argmax(axis=1)]
             data = with_inferred(data, label, missing, model.classes, probs, best, confident)
-            if textual.any() or from_text_name(label) in data.extra:
-                flags = data.extra.get(from_text_name(label), np.zeros(len(data), dtype=bool))
-                flags = flags.astype(bool).copy()
-                flags[missing] = textual
-                data = _relabelled(data, {}, {**data.extra, from_text_name(label): flags})
+            data = _with_from_text(data, label, missing, textual)
         for label in self.fitted_meta.get("skipped", {}):
             data = _undetermined(data, label)
         return data
-
-    def _from_text(
-        self, rows: EmbeddingSet, label: str, classes: list[str], probs: np.ndarray
-    ) -> np.ndarray:
-        """Mask of the ``rows`` whose ``language`` was read from their string; their posterior
-        in ``probs`` (changed in place, the caller's own array) becomes one-hot."""
-        textual = np.zeros(len(rows), dtype=bool)
-        if label != "language" or self.text_column is None:
-            return textual
-        found = languages_from_text(rows, classes, self.text_column)
-        if found is None:
-            return textual
-        textual, codes = found
-        probs[textual] = np.eye(len(classes), dtype=probs.dtype)[codes]
-        return textual
 
     def summary(self) -> dict[str, Any]:
         """Plain dict per label: classes, cross-fitted accuracy, ECE, NLL, T, rows — or
@@ -411,7 +392,11 @@ class CalibrationLabelWarning(UserWarning):
 
 
 def complete_calibration(
-    calibration: EmbeddingSet, threshold: float = 0.5, seed: int = 0, stacklevel: int = 2
+    calibration: EmbeddingSet,
+    threshold: float = 0.5,
+    seed: int = 0,
+    stacklevel: int = 2,
+    text_column: str | None = TEXT_COLUMN,
 ) -> EmbeddingSet:
     """``calibration`` with the missing ``language``/``culture`` labels of some rows inferred.
 
@@ -425,7 +410,9 @@ def complete_calibration(
     contrast to learn either), the label is emptied on every row of the modality, as if absent
     (a stage that needs it then skips, e.g. ``GroupBalance``, or says what is missing). Either way
     one :class:`CalibrationLabelWarning` per label counts the rows. A label carried by every
-    row, or by none, is left as it is; a fully labelled set is returned itself.
+    row, or by none, is left as it is; a fully labelled set is returned itself. A text row
+    without ``language`` that carries its string in ``text_column`` gets the language read
+    from the string, as at search (``None``: from the embeddings only).
     """
     if not isinstance(calibration, EmbeddingSet):
         raise TypeError(f"calibration: expected an EmbeddingSet, got {type(calibration).__name__}")
@@ -434,6 +421,8 @@ def complete_calibration(
     if not 0.0 <= float(threshold) <= 1.0:
         raise ValueError(f"threshold: expected a number in [0, 1], got {threshold!r}")
     check_positive_int(seed, "seed", minimum=0)
+    if text_column is not None and (not isinstance(text_column, str) or not text_column):
+        raise ValueError(f"text_column: expected a column name or None, got {text_column!r}")
     for label, modality in LABEL_MODALITIES.items():
         rows = calibration.modality == modality
         try:
@@ -461,14 +450,17 @@ def complete_calibration(
             )
             continue
         probs = model.predict_proba(calibration[missing])
+        textual = _from_text(calibration[missing], label, model.classes, probs, text_column)
         confident = probs.max(axis=1) >= float(threshold)
         best = np.asarray(model.classes)[probs.argmax(axis=1)]
         calibration = with_inferred(
             calibration, label, missing, model.classes, probs, best, confident
         )
+        calibration = _with_from_text(calibration, label, missing, textual)
         unsure = int((~confident).sum())
+        read = f"{int(textual.sum())} read from their strings, the others " if textual.any() else ""
         message = (
-            f"{where}: inferred from the embeddings (cross-fitted accuracy "
+            f"{where}: {read}inferred from the embeddings (cross-fitted accuracy "
             f"{model.fitted_meta['accuracy']:.3f} on the labelled rows); the stages fit on the "
             f"most probable class, and {unsure} row(s) below confidence {float(threshold):g} "
             "get the identity in per-group maps"
@@ -477,6 +469,35 @@ def complete_calibration(
             CalibrationLabelWarning(message, label, n_missing, unsure), stacklevel=stacklevel
         )
     return calibration
+
+
+def _from_text(
+    rows: EmbeddingSet, label: str, classes: list[str], probs: np.ndarray, column: str | None
+) -> np.ndarray:
+    """Mask of the ``rows`` whose ``language`` was read from their string in ``column``; their
+    posterior in ``probs`` (changed in place: the caller's own array) becomes one-hot."""
+    textual = np.zeros(len(rows), dtype=bool)
+    if label != "language" or column is None:
+        return textual
+    found = languages_from_text(rows, classes, column)
+    if found is None:
+        return textual
+    textual, codes = found
+    probs[textual] = np.eye(len(classes), dtype=probs.dtype)[codes]
+    return textual
+
+
+def _with_from_text(
+    data: EmbeddingSet, label: str, rows: np.ndarray, textual: np.ndarray
+) -> EmbeddingSet:
+    """``data`` with ``from_text:<label>`` set to ``textual`` on the bool mask ``rows`` (the
+    column is added only when some row was read from its string, or it exists already)."""
+    name = from_text_name(label)
+    if not textual.any() and name not in data.extra:
+        return data
+    flags = data.extra.get(name, np.zeros(len(data), dtype=bool)).astype(bool).copy()
+    flags[rows] = textual
+    return _relabelled(data, {}, {**data.extra, name: flags})
 
 
 def _from_config(cls: type[_Module], config: dict[str, Any]) -> _Module:
