@@ -20,15 +20,14 @@ labelled search? The shipped classifier is the first row. Also the string identi
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from _harness import ROOT, write_json
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
@@ -39,8 +38,6 @@ from xcm_debias.calibration.labels import fit_lda, fit_temperature
 from xcm_debias.langid import identify_languages
 from xcm_debias.worlds import world_calibration_test
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "language_id_embeddings.json"
 Logits = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
 
 
@@ -160,9 +157,8 @@ def main() -> None:
         results = [run_seed(seed) for seed in args.seeds]
     print("\n".join(table(results)))
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=1) + "\n")
-        print(f"wrote {RESULTS.relative_to(ROOT)}")
+        path = write_json("language_id_embeddings", {"seeds": results})
+        print(f"wrote {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
