@@ -4,19 +4,22 @@ embedding: which rows, the one-hot soft label, the fallbacks, and the report's c
 from __future__ import annotations
 
 import sys
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from test_label_models import LANGS, corpus
 
-from xcm_debias import EmbeddingSet
+from xcm_debias import Debiased, EmbeddingSet
 from xcm_debias.calibration.labels import (
     CalibrationLabelWarning,
     LabelModels,
     complete_calibration,
 )
 from xcm_debias.calibration.text_languages import TEXT_COLUMN, languages_from_text
+from xcm_debias.configs import build
 from xcm_debias.report.label_free import label_record
 from xcm_debias.soft_labels import (
     confident_name,
@@ -193,3 +196,28 @@ def test_calibration_rows_without_language_are_read_from_their_strings() -> None
     assert (by_embedding.language[unlabelled] == "en").all()
     with pytest.raises(ValueError, match="text_column: expected a column name or None, got ''"):
         complete_calibration(data, text_column="")
+
+
+def test_search_reads_the_query_languages_from_their_strings(tmp_path) -> None:
+    """A fitted pipeline searched with disguised captions stripped of their language: reading
+    the strings gives the labelled search exactly; from the embeddings only it does not (the
+    German captions get the English map and offsets). ``text_column`` is saved with it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fair = build("world_tuned").fit(corpus(strength=8.0))
+    data, truth = disguised_captions()
+    labelled = data.with_labels(language=truth)
+    images = strip_labels(corpus(strength=8.0, seed=1).images)
+    pairs = (((data, images), (labelled, images)), ((images, data), (images, labelled)))
+    for (queries, gallery), (queries_given, gallery_given) in pairs:
+        ranked = fair.search(queries, gallery, 5)
+        reference = fair.search(queries_given, gallery_given, 5)
+        assert torch.equal(ranked.indices, reference.indices)
+        torch.testing.assert_close(ranked.scores, reference.scores, rtol=1e-5, atol=1e-6)
+    fair.label_models_.text_column = None
+    fair.clear_cache()
+    by_embedding = fair.search(data, images, 5).scores
+    assert not torch.allclose(by_embedding, fair.search(labelled, images, 5).scores)
+    again = Debiased.load(fair.save(tmp_path / "fair.safetensors"))
+    assert again.label_models_.text_column is None
+    torch.testing.assert_close(again.search(data, images, 5).scores, by_embedding)
