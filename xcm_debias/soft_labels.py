@@ -14,7 +14,9 @@ itself, as ordinary columns, so it follows the rows through indexing, ``where``,
   inferred row's **soft label**: its calibrated posterior probabilities. Rows that carried their
   own label hold zeros there (their label is the column);
 * ``confident:<label>`` (bool extra column) is False on the inferred rows whose largest
-  posterior is below the label model's threshold (True elsewhere).
+  posterior is below the label model's threshold (True elsewhere);
+* ``from_text:<label>`` (bool extra column, present when some row's ``language`` was read from
+  its string rather than its embedding) marks those rows (their soft label is one-hot).
 
 Stages read them through two functions:
 
@@ -45,6 +47,7 @@ import torch
 from xcm_debias.data import LABELS, EmbeddingSet
 
 INFERRED = "inferred:"
+FROM_TEXT = "from_text:"
 SOFT = "soft:"
 CONFIDENT = "confident:"
 
@@ -64,6 +67,12 @@ class UnseenGroupWarning(UserWarning):
 def inferred_name(label: str) -> str:
     """Name of the bool extra column marking the rows whose ``label`` was inferred."""
     return f"{INFERRED}{label}"
+
+
+def from_text_name(label: str) -> str:
+    """Name of the bool extra column marking the inferred rows whose ``label`` was read from
+    their string (their soft label is one-hot), not from the embedding."""
+    return f"{FROM_TEXT}{label}"
 
 
 def soft_name(label: str, cls: str) -> str:
@@ -247,6 +256,7 @@ def group_weights(
 __all__ = [
     "UnseenGroupWarning",
     "confident_name",
+    "from_text_name",
     "group_codes",
     "group_weights",
     "inferred_name",

@@ -28,7 +28,11 @@ cross-fitted accuracy, negative log-likelihood and expected calibration error (E
 confidence against accuracy in 15 equal-width bins, weighted by bin size; Naeini, Cooper &
 Hauskrecht, AAAI 2015). The final discriminant is fitted on every labelled row.
 
-Filling (:meth:`LabelModels.fill`): rows that carry a label keep it; a row without one gets its
+Filling (:meth:`LabelModels.fill`): rows that carry a label keep it; a text row without a
+``language`` that still carries its string (the ``caption`` column the encoders write) gets the
+language identified from the string (:mod:`xcm_debias.calibration.text_languages`: more
+reliable than the embedding, which a multilingual encoder makes nearly language-free); another
+row without a label gets its
 posterior as a soft label (posterior-weighted offsets) and its most probable class in the label
 column; where the largest posterior is below ``threshold`` it is marked not confident, and
 per-group maps leave it unchanged (identity). How soft
@@ -47,10 +51,17 @@ import torch
 
 from xcm_debias._validation import check_positive_int
 from xcm_debias.calibration.folds import item_folds
+from xcm_debias.calibration.text_languages import TEXT_COLUMN, languages_from_text
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.fitted import FittedModule, restore_buffers
 from xcm_debias.processors import _stats
-from xcm_debias.soft_labels import UnseenGroupWarning, _relabelled, inferred_rows, with_inferred
+from xcm_debias.soft_labels import (
+    UnseenGroupWarning,
+    _relabelled,
+    from_text_name,
+    inferred_rows,
+    with_inferred,
+)
 
 #: (label, modality) pairs a pipeline can infer: languages of texts, cultures of images.
 LABEL_MODALITIES: dict[str, str] = {"language": "text", "culture": "image"}
@@ -62,7 +73,7 @@ _Module = TypeVar("_Module", "LabelClassifier", "LabelModels")
 
 
 class LabelClassifier(FittedModule):
-    """Temperature-calibrated multinomial logistic regression of one label of one modality.
+    """Temperature-calibrated linear discriminant analysis of one label of one modality.
 
     Args:
         label: the label to predict (``"language"``, ``"culture"``, ...).
@@ -232,6 +243,11 @@ class LabelModels(FittedModule):
         threshold: an inferred row whose largest posterior is below it gets the identity in
             per-group maps (offsets still use its posterior); in ``[0, 1]``.
         n_folds, seed: of each :class:`LabelClassifier`.
+        text_column: the extra column holding a text row's string (the encoders keep it as
+            ``caption``): a text row without ``language`` that has one gets the language
+            identified from the string (one-hot, confident;
+            :mod:`xcm_debias.calibration.text_languages`), the others the classifier's
+            posterior. ``None``: from the embeddings only.
 
     ``fit`` skips (and records why, see :meth:`summary`) a label that the calibration set
     cannot teach: absent, a single class, or too few rows per class.
@@ -246,12 +262,14 @@ class LabelModels(FittedModule):
         threshold: float = 0.5,
         n_folds: int = 5,
         seed: int = 0,
+        text_column: str | None = TEXT_COLUMN,
     ) -> None:
         super().__init__()
         self.labels = tuple(labels)
         self.threshold = threshold
         self.n_folds = n_folds
         self.seed = seed
+        self.text_column = text_column
         self.models = torch.nn.ModuleDict()
 
     def _check_params(self) -> None:
@@ -264,6 +282,11 @@ class LabelModels(FittedModule):
         t = self.threshold
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= float(t) <= 1.0:
             raise ValueError(f"LabelModels: threshold: expected a number in [0, 1], got {t!r}")
+        column = self.text_column
+        if column is not None and (not isinstance(column, str) or not column):
+            raise ValueError(
+                f"LabelModels: text_column: expected a column name or None, got {column!r}"
+            )
 
     def fit(self, calibration: EmbeddingSet) -> LabelModels:
         """Fit one classifier per label the calibration set can teach; returns ``self``."""
@@ -309,9 +332,11 @@ class LabelModels(FittedModule):
             if not missing.any():
                 continue
             probs = model.predict_proba(data[missing])
+            textual = _from_text(data[missing], label, model.classes, probs, self.text_column)
             confident = probs.max(axis=1) >= float(self.threshold)
             best = np.asarray(model.classes)[probs.argmax(axis=1)]
             data = with_inferred(data, label, missing, model.classes, probs, best, confident)
+            data = _with_from_text(data, label, missing, textual)
         for label in self.fitted_meta.get("skipped", {}):
             data = _undetermined(data, label)
         return data
@@ -367,7 +392,11 @@ class CalibrationLabelWarning(UserWarning):
 
 
 def complete_calibration(
-    calibration: EmbeddingSet, threshold: float = 0.5, seed: int = 0, stacklevel: int = 2
+    calibration: EmbeddingSet,
+    threshold: float = 0.5,
+    seed: int = 0,
+    stacklevel: int = 2,
+    text_column: str | None = TEXT_COLUMN,
 ) -> EmbeddingSet:
     """``calibration`` with the missing ``language``/``culture`` labels of some rows inferred.
 
@@ -381,7 +410,9 @@ def complete_calibration(
     contrast to learn either), the label is emptied on every row of the modality, as if absent
     (a stage that needs it then skips, e.g. ``GroupBalance``, or says what is missing). Either way
     one :class:`CalibrationLabelWarning` per label counts the rows. A label carried by every
-    row, or by none, is left as it is; a fully labelled set is returned itself.
+    row, or by none, is left as it is; a fully labelled set is returned itself. A text row
+    without ``language`` that carries its string in ``text_column`` gets the language read
+    from the string, as at search (``None``: from the embeddings only).
     """
     if not isinstance(calibration, EmbeddingSet):
         raise TypeError(f"calibration: expected an EmbeddingSet, got {type(calibration).__name__}")
@@ -390,6 +421,8 @@ def complete_calibration(
     if not 0.0 <= float(threshold) <= 1.0:
         raise ValueError(f"threshold: expected a number in [0, 1], got {threshold!r}")
     check_positive_int(seed, "seed", minimum=0)
+    if text_column is not None and (not isinstance(text_column, str) or not text_column):
+        raise ValueError(f"text_column: expected a column name or None, got {text_column!r}")
     for label, modality in LABEL_MODALITIES.items():
         rows = calibration.modality == modality
         try:
@@ -417,14 +450,17 @@ def complete_calibration(
             )
             continue
         probs = model.predict_proba(calibration[missing])
+        textual = _from_text(calibration[missing], label, model.classes, probs, text_column)
         confident = probs.max(axis=1) >= float(threshold)
         best = np.asarray(model.classes)[probs.argmax(axis=1)]
         calibration = with_inferred(
             calibration, label, missing, model.classes, probs, best, confident
         )
+        calibration = _with_from_text(calibration, label, missing, textual)
         unsure = int((~confident).sum())
+        read = f"{int(textual.sum())} read from their strings, the others " if textual.any() else ""
         message = (
-            f"{where}: inferred from the embeddings (cross-fitted accuracy "
+            f"{where}: {read}inferred from the embeddings (cross-fitted accuracy "
             f"{model.fitted_meta['accuracy']:.3f} on the labelled rows); the stages fit on the "
             f"most probable class, and {unsure} row(s) below confidence {float(threshold):g} "
             "get the identity in per-group maps"
@@ -433,6 +469,35 @@ def complete_calibration(
             CalibrationLabelWarning(message, label, n_missing, unsure), stacklevel=stacklevel
         )
     return calibration
+
+
+def _from_text(
+    rows: EmbeddingSet, label: str, classes: list[str], probs: np.ndarray, column: str | None
+) -> np.ndarray:
+    """Mask of the ``rows`` whose ``language`` was read from their string in ``column``; their
+    posterior in ``probs`` (changed in place: the caller's own array) becomes one-hot."""
+    textual = np.zeros(len(rows), dtype=bool)
+    if label != "language" or column is None:
+        return textual
+    found = languages_from_text(rows, classes, column)
+    if found is None:
+        return textual
+    textual, codes = found
+    probs[textual] = np.eye(len(classes), dtype=probs.dtype)[codes]
+    return textual
+
+
+def _with_from_text(
+    data: EmbeddingSet, label: str, rows: np.ndarray, textual: np.ndarray
+) -> EmbeddingSet:
+    """``data`` with ``from_text:<label>`` set to ``textual`` on the bool mask ``rows`` (the
+    column is added only when some row was read from its string, or it exists already)."""
+    name = from_text_name(label)
+    if not textual.any() and name not in data.extra:
+        return data
+    flags = data.extra.get(name, np.zeros(len(data), dtype=bool)).astype(bool).copy()
+    flags[rows] = textual
+    return _relabelled(data, {}, {**data.extra, name: flags})
 
 
 def _from_config(cls: type[_Module], config: dict[str, Any]) -> _Module:

@@ -6,7 +6,9 @@ Shown when a report's ``provenance["labels"]`` holds (built by
 
     {"label_free": bool,   # True: every row's language/culture was removed before search
      "labels": {label: {"modality": "text" | "image", "rows": int, "inferred": int,
-                        "unconfident": int, "accuracy": float, "wrong": int (on the corpus,
+                        "unconfident": int, "from_text": int (of the inferred rows, those
+                        whose language was read from their string; absent: none),
+                        "accuracy": float, "wrong": int (on the corpus,
                         when it has gold labels), "classifier": {"accuracy": float, "ece": float,
                         "n_rows": int, "classes": [...], "threshold": float, ...}}
                 | {"skipped": reason}},
@@ -69,6 +71,13 @@ def _accuracy(entry: Mapping[str, Any]) -> str:
     return f"{accuracy:.4f}" + (f" ({wrong} wrong)" if isinstance(wrong, int) else "")
 
 
+def _inferred(entry: Mapping[str, Any]) -> str:
+    """``2160`` or, when some came from the strings, ``2160 (2160 from text)``."""
+    text = entry.get("from_text")
+    shown = str(entry.get("inferred", "—"))
+    return shown + (f" ({text} from text)" if isinstance(text, int) and text else "")
+
+
 def _classifier_rows(labels: Mapping[str, Any]) -> tuple[tuple[Cell, ...], ...]:
     rows = []
     for label, entry in labels.items():
@@ -82,7 +91,7 @@ def _classifier_rows(labels: Mapping[str, Any]) -> tuple[tuple[Cell, ...], ...]:
             (
                 Cell(f"{label} ({entry.get('modality', '')})"),
                 Cell(str(entry.get("rows", "—"))),
-                Cell(str(entry.get("inferred", "—"))),
+                Cell(_inferred(entry)),
                 Cell(str(entry.get("unconfident", "—"))),
                 Cell(fmt(_number(model.get("accuracy")))),
                 Cell(fmt(_number(model.get("ece")))),
@@ -104,8 +113,9 @@ def labels_blocks(sides: Sides) -> list[Block]:
         if record.get("label_free"):
             how = (
                 "every query's and gallery row's language and culture were removed before "
-                "search and inferred from the embeddings by the pipeline's label models; the "
-                "metrics are scored with the corpus's own labels"
+                "search and inferred by the pipeline's label models (from the embeddings, or a "
+                "text row's language from its string where the row carries it); the metrics "
+                "are scored with the corpus's own labels"
             )
         else:
             how = "the corpus rows without a label were given one by the pipeline's label models"

@@ -24,7 +24,7 @@ from xcm_debias.data import EmbeddingSet
 from xcm_debias.report.bias_report import BiasReport
 from xcm_debias.report.inferred_labels import KEY
 from xcm_debias.retrieval import Ranking, Retriever
-from xcm_debias.soft_labels import confident_name, inferred_rows, strip_labels
+from xcm_debias.soft_labels import confident_name, from_text_name, inferred_rows, strip_labels
 
 LABELS = ("language", "culture")
 
@@ -110,6 +110,9 @@ def label_record(retriever: object, corpus: EmbeddingSet, label_free: bool) -> d
             "unconfident": int((inferred & ~sure.astype(bool)).sum()),
             "classifier": summary,
         }
+        textual = filled.extra.get(from_text_name(label))
+        if textual is not None:
+            entry["from_text"] = int((inferred & textual.astype(bool)).sum())
         gold = corpus.label(label)
         if inferred.any() and (gold[inferred] != "").all():
             right = filled.label(label)[inferred] == gold[inferred]
