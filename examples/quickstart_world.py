@@ -13,9 +13,10 @@ Run::
     python examples/quickstart_world.py                 # the full world (≈ 8 s to build once)
     python examples/quickstart_world.py --n-items 60    # 12 calibration items: the guard does no harm
 
-With the full world (60 calibration / 240 test items) the recall guard picks LanguageAlignment,
-GroupBalance text→image and InvertedSoftmax → GroupBalance → ExposureShuffle image→text, and
-tugging, language prevalence and hubness go while recall rises. With ``--n-items 60`` (12
+With the full world (60 calibration / 240 test items, seed 0) the recall guard picks
+LanguageAlignment → CultureLanguageDecoupler(preference), CSLS text→image and InvertedSoftmax →
+TranslationPooling → ExposureShuffle image→text, and tugging, language prevalence and hubness go
+while recall rises. With ``--n-items 60`` (12
 calibration items) it is too little data for score stages to show their cost out-of-fold, so
 the guard keeps the plain retriever: the numbers before and after are the same, by design.
 
