@@ -156,6 +156,33 @@ def test_apply_per_group_in_place_blocks_and_consecutive_groups(
     torch.testing.assert_close(x, torch.arange(60, dtype=torch.float32).reshape(30, 2))
 
 
+def test_apply_per_group_normalises_huge_tiny_and_zero_rows_safely(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows whose squared norm overflows or underflows float32, and all-zero rows, among ordinary
+    ones, in gathered and consecutive blocks: each row is ``unit(x_i) @ W_g(i)`` as computed in
+    float64 (a zero row stays zero), and ordinary rows are divided by their own norm."""
+    monkeypatch.setattr(_stats, "CHUNK_BYTES", 5 * 4 * 4)  # blocks of at most 5 rows
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(24, 4, generator=g)
+    x[1] *= 1e30  # |x|² = inf in float32
+    x[6] *= 1e-30  # |x|² underflows to 0
+    x[9] = 0.0
+    x[14] *= 2.0**-45  # |x|² below 2⁻⁸⁰ but representable: the scaled path as well
+    codes = np.r_[np.tile([0, 1], 6), np.zeros(6, dtype=np.int64), -np.ones(6, dtype=np.int64)]
+    weights = torch.randn(2, 4, 4, generator=g)
+    out = _stats.apply_per_group(
+        x, codes, lambda group, rows, spare: torch.mm(rows, weights[group], out=spare), True
+    )
+    wide = x.double()
+    norms = wide.norm(dim=1, keepdim=True)
+    unit = torch.where(norms > 0, wide / torch.where(norms > 0, norms, 1.0), 0.0)
+    for i in range(len(x)):
+        expected = unit[i] if codes[i] < 0 else unit[i] @ weights[codes[i]].double()
+        torch.testing.assert_close(out[i].double(), expected, rtol=1e-5, atol=1e-6)
+    assert torch.equal(out[9], torch.zeros(4))
+
+
 def test_codes_at_transform_with_unsorted_classes() -> None:
     """Classes in any order: each label gets the position of its class in ``classes``."""
     codes = _stats.codes_at_transform(
