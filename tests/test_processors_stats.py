@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.covariance import LedoitWolf, ledoit_wolf_shrinkage
 
+from xcm_debias import gemm
 from xcm_debias.processors import _stats
 
 
@@ -106,12 +107,14 @@ def _interleaved_codes(n: int, n_groups: int, seed: int) -> np.ndarray:
     return codes
 
 
+@pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("normalize", [True, False])
 def test_apply_per_group_equals_per_row_affine_maps(
-    normalize: bool, monkeypatch: pytest.MonkeyPatch
+    normalize: bool, parallel: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Per row ``x_i @ W_g(i) + b_g(i)`` (x_i L2-normalised first), rows with code −1 only
-    converted: in chunks of 8 rows, so most chunks are gathered and a few are sliced."""
+    converted: in blocks of at most 8 rows, most gathered and a few sliced; serially with a
+    torch callback, and on two parallel workers with :func:`_stats.affine_map`."""
     n, d, k = 203, 6, 3
     monkeypatch.setattr(_stats, "CHUNK_BYTES", 8 * 4 * d)
     g = torch.Generator().manual_seed(3)
@@ -119,12 +122,14 @@ def test_apply_per_group_equals_per_row_affine_maps(
     weights, shifts = torch.randn(k, d, d, generator=g), torch.randn(k, d, generator=g)
     codes = _interleaved_codes(n, k, seed=4)
     before = x.clone()
-    out = _stats.apply_per_group(
-        x,
-        codes,
-        lambda group, rows, spare: torch.addmm(shifts[group], rows, weights[group], out=spare),
-        normalize,
-    )
+    if parallel:
+        monkeypatch.setattr(gemm, "product_workers", lambda: 2)
+        fn = _stats.affine_map(weights, shifts)
+    else:
+        fn = lambda group, rows, spare: torch.addmm(  # noqa: E731
+            shifts[group], rows, weights[group], out=spare
+        )
+    out = _stats.apply_per_group(x, codes, fn, normalize, parallel=parallel)
     assert out.dtype == torch.float32 and out.shape == (n, d)
     torch.testing.assert_close(x, before, rtol=0, atol=0)  # the caller's tensor is untouched
     for i in range(n):

@@ -8,12 +8,13 @@ Fit statistics are computed in float64; processors store float32 buffers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
-from xcm_debias import soft_labels
+from xcm_debias import gemm, soft_labels
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.safe_norm import safe_scaled_rows, unit_rows
 
@@ -273,13 +274,18 @@ def apply_per_group(
     codes: np.ndarray,
     fn: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor],
     normalize: bool,
+    parallel: bool = False,
 ) -> torch.Tensor:
     """A new float32 tensor: row i is ``fn(codes[i], ·)`` of row i of ``x``, L2-normalised first
     when ``normalize``; rows with code −1 are only converted (and normalised). ``x`` is untouched.
 
     ``fn(group, rows, spare)`` receives a block of rows of one group, which it may overwrite, and
     a block of the same shape that it may write its result into (``torch.mm(..., out=spare)``),
-    and returns the new rows (``rows``, ``spare`` or any tensor of that shape).
+    and returns the new rows (``rows``, ``spare`` or any tensor of that shape). With
+    ``parallel``, blocks run at once on parallel workers, one per core, each product on one
+    thread (:func:`xcm_debias.gemm.one_thread_per_product`): ``fn`` must then make its products
+    with :func:`xcm_debias.gemm.matmul_into` and touch nothing but its block (see
+    :func:`affine_map`).
 
     Why this shape: a per-group map costs one GEMM per group; what it costs beyond a bare
     ``x @ W`` is moving rows into and out of group order, and the GEMM calls themselves. So the
@@ -289,40 +295,100 @@ def apply_per_group(
     thousands of rows (blocks of a few hundred rows ran about 1.4× slower per row) and written
     to its rows of the output (a scatter). A block whose rows are consecutive (encoders usually
     emit one language at a time; a single group) is read as a slice and its GEMM writes straight
-    into the output. On the CPU the gathers, scatters and norms run in numpy, one thread: torch's
-    parallel copies of a few MiB each stalled on a busy machine, waiting for both threads.
+    into the output. On the CPU the gathers, scatters and norms run in numpy, one thread per
+    worker: torch's parallel copies of a few MiB each stalled on a busy machine, waiting for
+    both threads. Ordinary rows are divided by their norm as numpy computes it (torch's
+    ``normalize`` sums in another order: results agree to float32 rounding, not bit for bit).
+    Serially, the output is zeroed first by torch's parallel fill when rows are scattered: the
+    first write to each page of a new tensor is a page fault (about a fifth of a bare ``x @ W``
+    here), which a scatter on one thread would take alone; parallel workers take them on every
+    core as they scatter.
     """
     x = x.to(torch.float32)
     n, d = x.shape
-    out = x.new_empty(n, d)
     limit = max(1, CHUNK_BYTES // (4 * max(d, 1)))
-    buffer, scratch = x.new_empty(min(limit, n), d), x.new_empty(min(limit, n), d)
+    blocks = list(_group_blocks(codes, limit))
+    workers = gemm.product_workers() if parallel and x.device.type == "cpu" else 1
+    workers = min(workers, len(blocks))
+    in_order = bool((codes[1:] >= codes[:-1]).all())
+    out = x.new_empty(n, d) if in_order or workers > 1 else x.new_zeros(n, d)
+    height = min(limit, n)
+    buffers = [(x.new_empty(height, d), x.new_empty(height, d)) for _ in range(max(workers, 1))]
+
+    def work(worker: int) -> None:
+        buffer, scratch = buffers[worker]
+        for group, index in blocks[worker :: max(workers, 1)]:
+            _map_block(x, out, group, index, buffer, scratch, fn, normalize)
+
+    if workers <= 1:
+        work(0)
+        return out
+    with (
+        gemm.one_thread_per_product(workers),
+        ThreadPoolExecutor(workers, thread_name_prefix="xcm-groups") as pool,
+    ):
+        list(pool.map(work, range(workers)))
+    return out
+
+
+def affine_map(
+    weights: torch.Tensor, shifts: torch.Tensor | None = None
+) -> Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``fn`` for :func:`apply_per_group` (``parallel=True`` allowed): ``rows @ weights[g]``,
+    plus ``shifts[g]`` when given, written into the spare block."""
+
+    def fn(group: int, rows: torch.Tensor, spare: torch.Tensor) -> torch.Tensor:
+        gemm.matmul_into(rows, weights[group], spare)
+        if shifts is not None:
+            if spare.device.type == "cpu":  # numpy: no torch parallel region inside a worker
+                np.add(spare.numpy(), shifts[group].numpy(), out=spare.numpy())
+            else:
+                spare.add_(shifts[group])
+        return spare
+
+    return fn
+
+
+def _group_blocks(codes: np.ndarray, limit: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(group, rows)`` blocks: each group's rows (ascending) cut evenly into blocks of at most
+    ``limit`` rows, groups in code order."""
     order = np.argsort(codes, kind="stable")
     ordered = codes[order]
-    runs = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1, n]
+    runs = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1, len(codes)]
     for run_start, run_stop in zip(runs[:-1], runs[1:], strict=True):
-        group, size = int(ordered[run_start]), run_stop - run_start
+        size = run_stop - run_start
         edges = run_start + np.linspace(0, size, -(-size // limit) + 1).round().astype(np.int64)
         for first, end in zip(edges[:-1], edges[1:], strict=True):
-            index, m = order[first:end], end - first
-            rows = buffer[:m]
-            if (
-                index[-1] - index[0] == m - 1
-            ):  # consecutive rows (a stable sort keeps them in order)
-                rows_at = slice(int(index[0]), int(index[0]) + m)
-                _rows_into(x[rows_at], rows, normalize)
-                target = out[rows_at]
-            else:
-                rows_at = None
-                _gather(x, index, rows)
-                _rows_into(rows, rows, normalize)
-                target = scratch[:m]
-            result = rows if group < 0 else fn(group, rows, target)
-            if rows_at is None:
-                _scatter(out, index, result)
-            elif result is not target:
-                target.copy_(result)
-    return out
+            yield int(ordered[run_start]), order[first:end]
+
+
+def _map_block(
+    x: torch.Tensor,
+    out: torch.Tensor,
+    group: int,
+    index: np.ndarray,
+    buffer: torch.Tensor,
+    scratch: torch.Tensor,
+    fn: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor],
+    normalize: bool,
+) -> None:
+    """Rows ``index`` of ``x`` (one group's) through ``fn`` into the same rows of ``out``."""
+    m = len(index)
+    rows = buffer[:m]
+    if index[-1] - index[0] == m - 1:  # consecutive rows (a stable sort keeps them in order)
+        rows_at = slice(int(index[0]), int(index[0]) + m)
+        _rows_into(x[rows_at], rows, normalize)
+        target = out[rows_at]
+    else:
+        rows_at = None
+        _gather(x, index, rows)
+        _rows_into(rows, rows, normalize)
+        target = scratch[:m]
+    result = rows if group < 0 else fn(group, rows, target)
+    if rows_at is None:
+        _scatter(out, index, result)
+    elif result is not target:
+        target.copy_(result)
 
 
 def _gather(x: torch.Tensor, index: np.ndarray, rows: torch.Tensor) -> None:
