@@ -12,19 +12,19 @@ process every product of a given shape takes the same path.
 ``BACKEND`` (``"numpy"``, the default, or ``"torch"``) chooses for CPU float32 products; set it
 once, before searching, e.g. on an Intel CPU where MKL is the faster, or to keep every thread
 in torch's pool (OpenBLAS keeps its own worker threads, which spin for a while after each
-product). ``benchmarks/exact_vs_faiss.py`` measures both. The per-group maps of the processors
-stay on torch: there each product alternates with torch's own parallel ops on the rows, which
-then wait for the cores OpenBLAS's workers spin on (measured with OpenBLAS products, 1-minute
-load about 1.7 on 2 cores: LanguageAlignment(ridge) 0.22× and OTRecenter(gaussian) 0.12× a bare
-matmul, where docs/benchmarks.md has 0.74× and 0.76× with torch's).
+product). ``benchmarks/exact_vs_faiss.py`` measures both.
 
-Parallel tile products (:func:`product_workers`, :func:`one_thread_per_product`): instead of one
-BLAS call spread over the cores, the exact search runs one single-threaded product per core at
-once, each on its own block of queries, from a small pool of Python threads (numpy releases the
-GIL while it multiplies). Each worker then also does its own running top-k, so the bookkeeping
-runs on every core rather than on one while the others wait, and no BLAS worker spins between
-calls. While such a search runs, numpy's BLAS is limited to one thread per call for the whole
-process (counted, so concurrent searches restore it only when the last one ends).
+Parallel products (:func:`product_workers`, :func:`one_thread_per_product`): instead of one BLAS
+call spread over the cores, the exact search and the full-rank per-group maps of the processors
+run one single-threaded product per core at once, each on its own block of rows, from a small
+pool of Python threads (numpy releases the GIL while it multiplies). Each worker then also does
+its block's own bookkeeping (the running top-k; the gathers, norms and scatters of a per-group
+map), so that runs on every core rather than on one while the others wait, and no BLAS worker
+spins between calls. (Routing the per-group maps' products alone through OpenBLAS, next to
+torch's parallel copies, had made them 0.22× a bare matmul: torch's parallel regions waited for
+the cores OpenBLAS's workers spun on.) While such a block runs, numpy's BLAS is limited to one
+thread per call for the whole process (counted, so concurrent uses restore it only when the last
+one ends).
 """
 
 from __future__ import annotations

@@ -81,14 +81,13 @@ class QueryBlocks:
             for g0, tile in tiles:
                 work(0, g0, tile)
             return
-        with (
-            gemm.one_thread_per_product(self.workers),
-            ThreadPoolExecutor(self.workers, thread_name_prefix="xcm-tiles") as pool,
-        ):
+        # the limit covers the products only: the caller's tiles (e.g. the score stages of a
+        # streamed search) are prepared between them with the BLAS's usual threads
+        workers = range(self.workers)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="xcm-tiles") as pool:
             for g0, tile in tiles:
-                list(
-                    pool.map(work, range(self.workers), [g0] * self.workers, [tile] * self.workers)
-                )
+                with gemm.one_thread_per_product(self.workers):
+                    list(pool.map(work, workers, [g0] * self.workers, [tile] * self.workers))
 
 
 def _block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,11 +209,12 @@ def tile_topk(
 
     ``queries``: ``[Q, D]`` float32. ``tiles``: consecutive float32 blocks of the ``n_rows``
     gallery rows, in order (each is used while the next is prepared, so a caller may reuse one
-    buffer for all). Each tile is scored against the queries in ``block_size`` blocks of query
-    rows, cut into ``block_size`` columns at multiples of ``block_size`` of the gallery index
-    when a tile is larger, and folded into a :class:`RunningTopK`. Ties by lower index.
+    buffer for all). A tile larger than ``block_size`` rows is cut into ``block_size`` columns
+    at multiples of ``block_size`` of the gallery index; each is scored against the queries in
+    blocks of at most ``block_size`` rows (:class:`QueryBlocks`: one single-threaded product per
+    core at once) and folded into each block's :class:`RunningTopK`. Ties by lower index.
     Returns ``(indices int64 [Q, k'], scores float32 [Q, k'])`` with ``k' = min(k, n_rows)``.
-    Memory: ``Q × k`` plus one ``block_size²`` product tile.
+    Memory: ``Q × k`` plus one ``block_size²`` product tile per worker.
     """
     kk = min(k, n_rows)
     blocks = QueryBlocks(queries.shape[0], block_size, block_size)
