@@ -258,25 +258,52 @@ def tile_ranks(
     product as in :func:`tile_topk`, so the ranks agree with its rankings. Memory O(Q + block²).
     """
     t = as_gallery_indices(integral_targets(targets), "targets", queries.shape[0], n_rows)
-    blocks = QueryBlocks(queries.shape[0], block_size, block_size)
-    target_scores = torch.empty(queries.shape[0], dtype=torch.float32)
-    ranks = torch.ones(queries.shape[0], dtype=torch.int64)
+    return _tile_ranks(
+        queries, lambda: _checked_tiles(tiles(), n_rows, block_size), t, block_size, block_size
+    )
 
+
+def _tile_ranks(
+    q: torch.Tensor,
+    tiles: Callable[[], Iterable[tuple[int, torch.Tensor]]],
+    t: torch.Tensor,
+    block_size: int,
+    columns: int,
+    groups: DuplicateRows | None = None,
+    row_targets: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The two passes of :func:`tile_ranks` and :func:`blockwise_ranks` over ``tiles()`` (tiles
+    of at most ``columns`` rows): ``t`` is each query's target tile row (its group's distinct
+    row with ``groups``, whose members ``row_targets`` rank by index among equal rows)."""
+    blocks = QueryBlocks(q.shape[0], block_size, columns)
+    target_scores = torch.empty(q.shape[0], dtype=torch.float32)
+    ranks = torch.ones(q.shape[0], dtype=torch.int64)
+
+    # pass 1: each target's score, computed by the same tile product that pass 2 compares it with
     def find(block: int, rows: slice, products: TileProducts, g0: int, tile: torch.Tensor) -> None:
         tb = t[rows]
         inside = ((tb >= g0) & (tb < g0 + tile.shape[0])).nonzero().flatten()
         if len(inside):
-            scores = products(queries[rows], tile)
+            scores = products(q[rows], tile)
             target_scores[rows][inside] = scores[inside, tb[inside] - g0]
 
+    # pass 2: count the rows ahead of the target (higher score, or equal with a lower index)
     def count(block: int, rows: slice, products: TileProducts, g0: int, tile: torch.Tensor) -> None:
-        scores = products(queries[rows], tile)
+        scores = products(q[rows], tile)
         ts, ti = target_scores[rows, None], t[rows, None]
-        cols = torch.arange(g0, g0 + scores.shape[1])[None, :]
-        ranks[rows] += ((scores > ts) | ((scores == ts) & (cols < ti))).sum(dim=1)
+        if groups is None:
+            cols = torch.arange(g0, g0 + scores.shape[1])[None, :]
+            ranks[rows] += ((scores > ts) | ((scores == ts) & (cols < ti))).sum(dim=1)
+            return
+        sizes = groups.sizes[g0 : g0 + scores.shape[1]]
+        ranks[rows] += torch.where(scores > ts, sizes, 0).sum(dim=1)
+        tied_q, tied_c = (scores == ts).nonzero(as_tuple=True)
+        if len(tied_q):
+            ahead = rows_ahead_in_groups(groups, rows.start + tied_q, tied_c + g0, row_targets)
+            ranks.index_add_(0, rows.start + tied_q, ahead)
 
-    blocks.run(_checked_tiles(tiles(), n_rows, block_size), find)
-    blocks.run(_checked_tiles(tiles(), n_rows, block_size), count)
+    blocks.run(tiles(), find)
+    blocks.run(tiles(), count)
     return ranks
 
 
@@ -350,36 +377,9 @@ def blockwise_ranks(
     n_rows = g.shape[0] if groups is None else groups.n_rows
     row_targets = as_gallery_indices(integral_targets(targets), "targets", q.shape[0], n_rows)
     t = row_targets if groups is None else groups.group[row_targets]
-    blocks = QueryBlocks(q.shape[0], block, min(block, g.shape[0]))
-    target_scores = torch.empty(q.shape[0], dtype=torch.float32)
-    ranks = torch.ones(q.shape[0], dtype=torch.int64)
-
-    # pass 1: each target's score, computed by the same tile product that pass 2 compares it with
-    def find(block: int, rows: slice, products: TileProducts, g0: int, tile: torch.Tensor) -> None:
-        tb = t[rows]
-        inside = ((tb >= g0) & (tb < g0 + tile.shape[0])).nonzero().flatten()
-        if len(inside):
-            scores = products(q[rows], tile)
-            target_scores[rows][inside] = scores[inside, tb[inside] - g0]
-
-    # pass 2: count the rows ahead of the target (higher score, or equal with a lower index)
-    def count(block: int, rows: slice, products: TileProducts, g0: int, tile: torch.Tensor) -> None:
-        scores = products(q[rows], tile)
-        ts, ti = target_scores[rows, None], t[rows, None]
-        if groups is None:
-            cols = torch.arange(g0, g0 + scores.shape[1])[None, :]
-            ranks[rows] += ((scores > ts) | ((scores == ts) & (cols < ti))).sum(dim=1)
-            return
-        sizes = groups.sizes[g0 : g0 + scores.shape[1]]
-        ranks[rows] += torch.where(scores > ts, sizes, 0).sum(dim=1)
-        tied_q, tied_c = (scores == ts).nonzero(as_tuple=True)
-        if len(tied_q):
-            ahead = rows_ahead_in_groups(groups, rows.start + tied_q, tied_c + g0, row_targets)
-            ranks.index_add_(0, rows.start + tied_q, ahead)
-
-    blocks.run(row_tiles(g, block), find)
-    blocks.run(row_tiles(g, block), count)
-    return ranks
+    return _tile_ranks(
+        q, lambda: row_tiles(g, block), t, block, min(block, g.shape[0]), groups, row_targets
+    )
 
 
 def integral_targets(targets: object) -> torch.Tensor:

@@ -292,8 +292,8 @@ def apply_per_group(
     rows are put in group order once (a stable sort of the codes, not of the rows) and each
     group's rows are taken in blocks of at most ``CHUNK_BYTES`` (split evenly, so no small tail
     block): a block is gathered into a reused buffer, normalised there, mapped by one GEMM of
-    thousands of rows (blocks of a few hundred rows ran about 1.4× slower per row) and written
-    to its rows of the output (a scatter). A block whose rows are consecutive (encoders usually
+    thousands of rows (with torch's MKL on one core, blocks under 1024 rows ran up to 1.4×
+    slower per row) and written to its rows of the output (a scatter). A block whose rows are consecutive (encoders usually
     emit one language at a time; a single group) is read as a slice and its GEMM writes straight
     into the output. On the CPU the gathers, scatters and norms run in numpy, one thread per
     worker: torch's parallel copies of a few MiB each stalled on a busy machine, waiting for
