@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.covariance import LedoitWolf, ledoit_wolf_shrinkage
 
+from xcm_debias import gemm
 from xcm_debias.processors import _stats
 
 
@@ -106,12 +107,14 @@ def _interleaved_codes(n: int, n_groups: int, seed: int) -> np.ndarray:
     return codes
 
 
+@pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("normalize", [True, False])
 def test_apply_per_group_equals_per_row_affine_maps(
-    normalize: bool, monkeypatch: pytest.MonkeyPatch
+    normalize: bool, parallel: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Per row ``x_i @ W_g(i) + b_g(i)`` (x_i L2-normalised first), rows with code −1 only
-    converted: in chunks of 8 rows, so most chunks are gathered and a few are sliced."""
+    converted: in blocks of at most 8 rows, most gathered and a few sliced; serially with a
+    torch callback, and on two parallel workers with :func:`_stats.affine_map`."""
     n, d, k = 203, 6, 3
     monkeypatch.setattr(_stats, "CHUNK_BYTES", 8 * 4 * d)
     g = torch.Generator().manual_seed(3)
@@ -119,12 +122,14 @@ def test_apply_per_group_equals_per_row_affine_maps(
     weights, shifts = torch.randn(k, d, d, generator=g), torch.randn(k, d, generator=g)
     codes = _interleaved_codes(n, k, seed=4)
     before = x.clone()
-    out = _stats.apply_per_group(
-        x,
-        codes,
-        lambda group, rows, spare: torch.addmm(shifts[group], rows, weights[group], out=spare),
-        normalize,
-    )
+    if parallel:
+        monkeypatch.setattr(gemm, "product_workers", lambda: 2)
+        fn = _stats.affine_map(weights, shifts)
+    else:
+        fn = lambda group, rows, spare: torch.addmm(  # noqa: E731
+            shifts[group], rows, weights[group], out=spare
+        )
+    out = _stats.apply_per_group(x, codes, fn, normalize, parallel=parallel)
     assert out.dtype == torch.float32 and out.shape == (n, d)
     torch.testing.assert_close(x, before, rtol=0, atol=0)  # the caller's tensor is untouched
     for i in range(n):
@@ -154,6 +159,33 @@ def test_apply_per_group_in_place_blocks_and_consecutive_groups(
     torch.testing.assert_close(out, x * factor[:, None])
     assert seen == {g: set(np.flatnonzero(codes == g).tolist()) for g in (0, 1)}
     torch.testing.assert_close(x, torch.arange(60, dtype=torch.float32).reshape(30, 2))
+
+
+def test_apply_per_group_normalises_huge_tiny_and_zero_rows_safely(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows whose squared norm overflows or underflows float32, and all-zero rows, among ordinary
+    ones, in gathered and consecutive blocks: each row is ``unit(x_i) @ W_g(i)`` as computed in
+    float64 (a zero row stays zero), and ordinary rows are divided by their own norm."""
+    monkeypatch.setattr(_stats, "CHUNK_BYTES", 5 * 4 * 4)  # blocks of at most 5 rows
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(24, 4, generator=g)
+    x[1] *= 1e30  # |x|² = inf in float32
+    x[6] *= 1e-30  # |x|² underflows to 0
+    x[9] = 0.0
+    x[14] *= 2.0**-45  # |x|² below 2⁻⁸⁰ but representable: the scaled path as well
+    codes = np.r_[np.tile([0, 1], 6), np.zeros(6, dtype=np.int64), -np.ones(6, dtype=np.int64)]
+    weights = torch.randn(2, 4, 4, generator=g)
+    out = _stats.apply_per_group(
+        x, codes, lambda group, rows, spare: torch.mm(rows, weights[group], out=spare), True
+    )
+    wide = x.double()
+    norms = wide.norm(dim=1, keepdim=True)
+    unit = torch.where(norms > 0, wide / torch.where(norms > 0, norms, 1.0), 0.0)
+    for i in range(len(x)):
+        expected = unit[i] if codes[i] < 0 else unit[i] @ weights[codes[i]].double()
+        torch.testing.assert_close(out[i].double(), expected, rtol=1e-5, atol=1e-6)
+    assert torch.equal(out[9], torch.zeros(4))
 
 
 def test_codes_at_transform_with_unsorted_classes() -> None:

@@ -8,10 +8,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xcm_debias import ExactRetriever
+from xcm_debias import ExactRetriever, gemm
 from xcm_debias.safe_norm import cosine_rows
 from xcm_debias.shards import ShardedGallery
-from xcm_debias.topk import RunningTopK, row_tiles, tile_topk
+from xcm_debias.topk import QueryBlocks, RunningTopK, row_tiles, tile_topk
 
 
 def dense_topk(q: torch.Tensor, g: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,6 +80,43 @@ def test_exact_retriever_matches_the_float64_dense_ranking(block_size):
     expected_idx, expected_scores = dense_topk(q, g, 12)
     assert torch.equal(ranking.indices, expected_idx)  # random data: no gap below float32 error
     assert torch.allclose(ranking.scores.double(), expected_scores, atol=1e-6)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_query_blocks_in_parallel_rank_like_the_dense_order(monkeypatch, workers):
+    """Queries cut into blocks for ``workers`` parallel single-threaded products: top-k equal to
+    the float64 dense order, ``rank_of`` equal to each row's place in the full order, and
+    numpy's BLAS back to its own thread count afterwards."""
+    monkeypatch.setattr(gemm, "product_workers", lambda: workers)
+    blas = gemm._blas()
+    before = [lib.num_threads for lib in blas.lib_controllers]
+    q, g = unit(37, 16, 7), unit(203, 16, 8)
+    retriever = ExactRetriever(block_size=16)  # 3 query blocks, rounded up to the workers
+    blocks = QueryBlocks(37, 16, 16)
+    assert len(blocks.rows) == -(-3 // workers) * workers
+    assert [r.start for r in blocks.rows][1:] == [r.stop for r in blocks.rows][:-1]
+    ranking = retriever.search(q, g, 9)
+    expected_idx, expected_scores = dense_topk(q, g, 9)
+    assert torch.equal(ranking.indices, expected_idx)
+    assert torch.allclose(ranking.scores.double(), expected_scores, atol=1e-6)
+    targets = torch.arange(37) * 5 % 203
+    full_order = dense_topk(q, g, 203)[0]
+    expected_ranks = (full_order == targets[:, None]).int().argmax(dim=1) + 1
+    assert torch.equal(retriever.rank_of(q, g, targets), expected_ranks)
+    assert [lib.num_threads for lib in blas.lib_controllers] == before
+
+
+def test_an_error_in_a_worker_reaches_the_caller_and_lifts_the_blas_limit(monkeypatch):
+    monkeypatch.setattr(gemm, "product_workers", lambda: 2)
+    blas = gemm._blas()
+    before = [lib.num_threads for lib in blas.lib_controllers]
+
+    def fail(*_: object) -> None:
+        raise RuntimeError("worker failed")
+
+    with pytest.raises(RuntimeError, match="worker failed"):
+        QueryBlocks(10, 4, 4).run(row_tiles(unit(9, 4, 0), 4), fail)
+    assert [lib.num_threads for lib in blas.lib_controllers] == before
 
 
 def test_unit_rows_are_used_as_they_are_and_others_normalised():

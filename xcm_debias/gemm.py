@@ -12,14 +12,28 @@ process every product of a given shape takes the same path.
 ``BACKEND`` (``"numpy"``, the default, or ``"torch"``) chooses for CPU float32 products; set it
 once, before searching, e.g. on an Intel CPU where MKL is the faster, or to keep every thread
 in torch's pool (OpenBLAS keeps its own worker threads, which spin for a while after each
-product). ``benchmarks/exact_vs_faiss.py`` measures both. The per-group maps of the processors
-stay on torch: there each product alternates with torch's own parallel ops on the rows, which
-then wait for the cores OpenBLAS's workers spin on (measured with OpenBLAS products, 1-minute
-load about 1.7 on 2 cores: LanguageAlignment(ridge) 0.22× and OTRecenter(gaussian) 0.12× a bare
-matmul, where docs/benchmarks.md has 0.74× and 0.76× with torch's).
+product). ``benchmarks/exact_vs_faiss.py`` measures both.
+
+Parallel products (:func:`product_workers`, :func:`one_thread_per_product`): instead of one BLAS
+call spread over the cores, the exact search and the full-rank per-group maps of the processors
+run one single-threaded product per core at once, each on its own block of rows, from a small
+pool of Python threads (numpy releases the GIL while it multiplies). Each worker then also does
+its block's own bookkeeping (the running top-k; the gathers, norms and scatters of a per-group
+map), so that runs on every core rather than on one while the others wait, and no BLAS worker
+spins between calls. (Routing the per-group maps' products alone through OpenBLAS, next to
+torch's parallel copies, had made them 0.22× a bare matmul: torch's parallel regions waited for
+the cores OpenBLAS's workers spun on.) While such a block runs, numpy's BLAS is limited to one
+thread per call for the whole process (counted, so concurrent uses restore it only when the last
+one ends).
 """
 
 from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,4 +59,55 @@ def _numpy_ready(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad
 
 
-__all__ = ["matmul_into"]
+_LOCK = threading.Lock()
+_STATE: dict[str, Any] = {"blas": None, "active": 0, "limiter": None}
+
+
+def _blas() -> Any:
+    """threadpoolctl's handle on the BLAS libraries loaded in this process (numpy's among them),
+    found once."""
+    if _STATE["blas"] is None:
+        from threadpoolctl import ThreadpoolController
+
+        _STATE["blas"] = ThreadpoolController().select(user_api="blas")
+    return _STATE["blas"]
+
+
+def product_workers() -> int:
+    """How many single-threaded tile products to run at once: the threads numpy's BLAS would use
+    for one product (its own setting, e.g. ``OPENBLAS_NUM_THREADS``), at most the CPU count;
+    1 (one product at a time, multi-threaded by the BLAS) with ``BACKEND = "torch"``, when the
+    BLAS cannot be found or when it is already limited to one thread."""
+    if BACKEND != "numpy":
+        return 1
+    with _LOCK:
+        if _STATE["active"]:  # already inside a parallel search: its workers' setting
+            return int(_STATE["workers"])
+        threads = [int(lib.num_threads) for lib in _blas().lib_controllers]
+    return max(1, min(max(threads, default=1), os.cpu_count() or 1))
+
+
+@contextmanager
+def one_thread_per_product(workers: int) -> Iterator[None]:
+    """Within the block, numpy's BLAS runs each product on one thread (when ``workers`` > 1;
+    nothing changes otherwise). Nested and concurrent uses share one limit, lifted when the last
+    one leaves."""
+    if workers <= 1:
+        yield
+        return
+    with _LOCK:
+        if _STATE["active"] == 0:
+            _STATE["limiter"] = _blas().limit(limits=1)
+            _STATE["workers"] = workers
+        _STATE["active"] += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _STATE["active"] -= 1
+            if _STATE["active"] == 0:
+                _STATE["limiter"].restore_original_limits()
+                _STATE["limiter"] = None
+
+
+__all__ = ["matmul_into", "one_thread_per_product", "product_workers"]

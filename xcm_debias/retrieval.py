@@ -79,9 +79,10 @@ class ExactRetriever:
     """Exact inner-product (cosine, on normalised rows) retrieval, tile by tile.
 
     Scores are ``q · g`` in float32; the ``Q × N`` matrix is never formed: the gallery is read
-    in ``block_size``-row tiles, each scored against the queries in ``block_size`` blocks, and
-    a running top-k per query keeps the best (:func:`xcm_debias.topk.tile_topk`), so memory is
-    O(Q·k + block_size²) besides the inputs. Ties are broken by the lower gallery index, and
+    in ``block_size``-row tiles, each scored against the queries in blocks of at most
+    ``block_size`` rows, one single-threaded product per core at once, and a running top-k per
+    query keeps the best (:func:`xcm_debias.topk.tile_topk`), so memory is
+    O(Q·k + cores·block_size²) besides the inputs. Ties are broken by the lower gallery index, and
     equal gallery rows always tie (each distinct row is scored once), so rankings do not
     depend on ``block_size``. Queries and gallery may be EmbeddingSets or plain ``[N, D]``
     numpy arrays / torch tensors.

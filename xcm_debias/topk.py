@@ -8,10 +8,12 @@ broken by the lower gallery index (the order a stable dense argsort gives).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
+from xcm_debias import gemm
 from xcm_debias._validation import as_float_matrix, as_gallery_indices, check_positive_int
 from xcm_debias.gemm import matmul_into
 from xcm_debias.ties import DuplicateRows, rows_ahead_in_groups
@@ -36,6 +38,56 @@ class TileProducts:
     def __call__(self, q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         out = self._buffer[: q.shape[0] * g.shape[0]].view(q.shape[0], g.shape[0])
         return matmul_into(q.float(), g.float().T, out)
+
+
+#: what a worker does with one query block and one gallery tile:
+#: ``visit(block, rows, products, g0, tile)`` with ``rows`` the block's query rows (a slice)
+Visit = Callable[[int, slice, TileProducts, int, torch.Tensor], None]
+
+
+class QueryBlocks:
+    """The queries cut into blocks that parallel workers score against each gallery tile.
+
+    There are ``⌈Q / block_size⌉`` blocks, rounded up to a multiple of the workers
+    (:func:`xcm_debias.gemm.product_workers`, the cores numpy's BLAS would use), of nearly equal
+    size; worker ``w`` takes blocks ``w, w + workers, …`` with one :class:`TileProducts` of its
+    own, and every product runs single-threaded (:func:`xcm_debias.gemm.one_thread_per_product`).
+    Each worker thus does its blocks' products *and* their bookkeeping on its own core: at
+    200k × 2000 the running top-k on one thread, while the other cores waited, was most of what
+    the search cost beyond its products. Tiles are visited in order, every worker finishing a
+    tile before the next one starts. BLAS results may differ in the last bit between product
+    shapes or thread counts, so every function that scores a gallery tile by tile
+    (:func:`tile_topk`, :func:`tile_ranks`, :func:`blockwise_ranks`) cuts and runs the queries
+    this way: a pair's score is the same in all of them.
+    """
+
+    def __init__(self, n_queries: int, block_size: int, columns: int) -> None:
+        self.workers = gemm.product_workers()
+        count = -(-n_queries // block_size)
+        count = min(max(n_queries, 1), -(-count // self.workers) * self.workers)
+        edges = np.linspace(0, n_queries, count + 1).round().astype(np.int64)
+        self.rows = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        height = max((r.stop - r.start for r in self.rows), default=0)
+        self._products = [TileProducts(height, columns) for _ in range(self.workers)]
+
+    def run(self, tiles: Iterable[tuple[int, torch.Tensor]], visit: Visit) -> None:
+        """``visit`` every block with every ``(g0, tile)`` of ``tiles``, tile after tile."""
+
+        def work(worker: int, g0: int, tile: torch.Tensor) -> None:
+            for block in range(worker, len(self.rows), self.workers):
+                visit(block, self.rows[block], self._products[worker], g0, tile)
+
+        if self.workers == 1:
+            for g0, tile in tiles:
+                work(0, g0, tile)
+            return
+        # the limit covers the products only: the caller's tiles (e.g. the score stages of a
+        # streamed search) are prepared between them with the BLAS's usual threads
+        workers = range(self.workers)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="xcm-tiles") as pool:
+            for g0, tile in tiles:
+                with gemm.one_thread_per_product(self.workers):
+                    list(pool.map(work, workers, [g0] * self.workers, [tile] * self.workers))
 
 
 def _block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,15 +209,29 @@ def tile_topk(
 
     ``queries``: ``[Q, D]`` float32. ``tiles``: consecutive float32 blocks of the ``n_rows``
     gallery rows, in order (each is used while the next is prepared, so a caller may reuse one
-    buffer for all). Each tile is scored against the queries in ``block_size`` blocks of query
-    rows, cut into ``block_size`` columns at multiples of ``block_size`` of the gallery index
-    when a tile is larger, and folded into a :class:`RunningTopK`. Ties by lower index.
+    buffer for all). A tile larger than ``block_size`` rows is cut into ``block_size`` columns
+    at multiples of ``block_size`` of the gallery index; each is scored against the queries in
+    blocks of at most ``block_size`` rows (:class:`QueryBlocks`: one single-threaded product per
+    core at once) and folded into each block's :class:`RunningTopK`. Ties by lower index.
     Returns ``(indices int64 [Q, k'], scores float32 [Q, k'])`` with ``k' = min(k, n_rows)``.
-    Memory: ``Q × k`` plus one ``block_size²`` product tile.
+    Memory: ``Q × k`` plus one ``block_size²`` product tile per worker.
     """
     kk = min(k, n_rows)
-    top = RunningTopK(queries.shape[0], kk)
-    products = TileProducts(min(block_size, queries.shape[0]), block_size)
+    blocks = QueryBlocks(queries.shape[0], block_size, block_size)
+    tops = [RunningTopK(r.stop - r.start, kk) for r in blocks.rows]
+
+    def visit(block: int, rows: slice, products: TileProducts, g0: int, tile: torch.Tensor) -> None:
+        tops[block].push(0, products(queries[rows], tile), g0)
+
+    blocks.run(_checked_tiles(tiles, n_rows, block_size), visit)
+    return torch.cat([t.indices for t in tops]), torch.cat([t.values for t in tops])
+
+
+def _checked_tiles(
+    tiles: Iterable[tuple[int, torch.Tensor]], n_rows: int, block_size: int
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """``tiles`` checked to be consecutive and to cover ``n_rows`` rows, each cut into
+    ``block_size`` rows (at multiples of ``block_size`` from its start)."""
     expected = 0
     for g0, rows in tiles:
         if g0 != expected:
@@ -174,12 +240,9 @@ def tile_topk(
         if expected > n_rows:
             raise ValueError(f"tiles: expected {n_rows} gallery rows, got at least {expected}")
         for c0 in range(0, rows.shape[0], block_size):
-            part = rows[c0 : c0 + block_size]
-            for q0 in range(0, queries.shape[0], block_size):
-                top.push(q0, products(queries[q0 : q0 + block_size], part), g0 + c0)
+            yield g0 + c0, rows[c0 : c0 + block_size]
     if expected != n_rows:
         raise ValueError(f"tiles: expected {n_rows} gallery rows, got {expected}")
-    return top.indices, top.values
 
 
 def tile_ranks(
@@ -195,26 +258,52 @@ def tile_ranks(
     product as in :func:`tile_topk`, so the ranks agree with its rankings. Memory O(Q + block²).
     """
     t = as_gallery_indices(integral_targets(targets), "targets", queries.shape[0], n_rows)
-    products = TileProducts(min(block_size, queries.shape[0]), block_size)
+    return _tile_ranks(
+        queries, lambda: _checked_tiles(tiles(), n_rows, block_size), t, block_size, block_size
+    )
 
-    def passes() -> Iterator[tuple[int, torch.Tensor, int]]:
-        for g0, rows in tiles():
-            for c0 in range(0, rows.shape[0], block_size):
-                part = rows[c0 : c0 + block_size]
-                for q0 in range(0, queries.shape[0], block_size):
-                    yield g0 + c0, products(queries[q0 : q0 + block_size], part), q0
 
-    target_scores = torch.empty(queries.shape[0], dtype=torch.float32)
-    for g0, scores, q0 in passes():
-        tb = t[q0 : q0 + scores.shape[0]]
-        inside = ((tb >= g0) & (tb < g0 + scores.shape[1])).nonzero().flatten()
-        target_scores[q0 + inside] = scores[inside, tb[inside] - g0]
-    ranks = torch.ones(queries.shape[0], dtype=torch.int64)
-    for g0, scores, q0 in passes():
-        stop = q0 + scores.shape[0]
-        ts, ti = target_scores[q0:stop, None], t[q0:stop, None]
-        cols = torch.arange(g0, g0 + scores.shape[1])[None, :]
-        ranks[q0:stop] += ((scores > ts) | ((scores == ts) & (cols < ti))).sum(dim=1)
+def _tile_ranks(
+    q: torch.Tensor,
+    tiles: Callable[[], Iterable[tuple[int, torch.Tensor]]],
+    t: torch.Tensor,
+    block_size: int,
+    columns: int,
+    groups: DuplicateRows | None = None,
+    row_targets: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The two passes of :func:`tile_ranks` and :func:`blockwise_ranks` over ``tiles()`` (tiles
+    of at most ``columns`` rows): ``t`` is each query's target tile row (its group's distinct
+    row with ``groups``, whose members ``row_targets`` rank by index among equal rows)."""
+    blocks = QueryBlocks(q.shape[0], block_size, columns)
+    target_scores = torch.empty(q.shape[0], dtype=torch.float32)
+    ranks = torch.ones(q.shape[0], dtype=torch.int64)
+
+    # pass 1: each target's score, computed by the same tile product that pass 2 compares it with
+    def find(block: int, rows: slice, products: TileProducts, g0: int, tile: torch.Tensor) -> None:
+        tb = t[rows]
+        inside = ((tb >= g0) & (tb < g0 + tile.shape[0])).nonzero().flatten()
+        if len(inside):
+            scores = products(q[rows], tile)
+            target_scores[rows][inside] = scores[inside, tb[inside] - g0]
+
+    # pass 2: count the rows ahead of the target (higher score, or equal with a lower index)
+    def count(block: int, rows: slice, products: TileProducts, g0: int, tile: torch.Tensor) -> None:
+        scores = products(q[rows], tile)
+        ts, ti = target_scores[rows, None], t[rows, None]
+        if groups is None:
+            cols = torch.arange(g0, g0 + scores.shape[1])[None, :]
+            ranks[rows] += ((scores > ts) | ((scores == ts) & (cols < ti))).sum(dim=1)
+            return
+        sizes = groups.sizes[g0 : g0 + scores.shape[1]]
+        ranks[rows] += torch.where(scores > ts, sizes, 0).sum(dim=1)
+        tied_q, tied_c = (scores == ts).nonzero(as_tuple=True)
+        if len(tied_q):
+            ahead = rows_ahead_in_groups(groups, rows.start + tied_q, tied_c + g0, row_targets)
+            ranks.index_add_(0, rows.start + tied_q, ahead)
+
+    blocks.run(tiles(), find)
+    blocks.run(tiles(), count)
     return ranks
 
 
@@ -288,36 +377,9 @@ def blockwise_ranks(
     n_rows = g.shape[0] if groups is None else groups.n_rows
     row_targets = as_gallery_indices(integral_targets(targets), "targets", q.shape[0], n_rows)
     t = row_targets if groups is None else groups.group[row_targets]
-    products = TileProducts(min(block, q.shape[0]), min(block, g.shape[0]))
-    # pass 1: each target's score, computed by the same tile product that pass 2 compares it with
-    target_scores = torch.empty(q.shape[0], dtype=torch.float32)
-    for q0 in range(0, q.shape[0], block):
-        qb, tb = q[q0 : q0 + block], t[q0 : q0 + block]
-        for g0 in range(0, g.shape[0], block):
-            inside = ((tb >= g0) & (tb < g0 + block)).nonzero().flatten()
-            if len(inside):
-                scores = products(qb, g[g0 : g0 + block])
-                target_scores[q0 + inside] = scores[inside, tb[inside] - g0]
-    # pass 2: count the rows ahead of the target (higher score, or equal with a lower index)
-    ranks = torch.ones(q.shape[0], dtype=torch.int64)
-    for q0 in range(0, q.shape[0], block):
-        qb = q[q0 : q0 + block]
-        ts = target_scores[q0 : q0 + block, None]
-        ti = t[q0 : q0 + block, None]
-        for g0 in range(0, g.shape[0], block):
-            scores = products(qb, g[g0 : g0 + block])
-            if groups is None:
-                cols = torch.arange(g0, g0 + scores.shape[1])[None, :]
-                ahead = (scores > ts) | ((scores == ts) & (cols < ti))
-                ranks[q0 : q0 + block] += ahead.sum(dim=1)
-                continue
-            sizes = groups.sizes[g0 : g0 + scores.shape[1]]
-            ranks[q0 : q0 + block] += torch.where(scores > ts, sizes, 0).sum(dim=1)
-            tied_q, tied_c = (scores == ts).nonzero(as_tuple=True)
-            if len(tied_q):
-                ahead = rows_ahead_in_groups(groups, q0 + tied_q, tied_c + g0, row_targets)
-                ranks.index_add_(0, q0 + tied_q, ahead)
-    return ranks
+    return _tile_ranks(
+        q, lambda: row_tiles(g, block), t, block, min(block, g.shape[0]), groups, row_targets
+    )
 
 
 def integral_targets(targets: object) -> torch.Tensor:

@@ -8,12 +8,13 @@ Fit statistics are computed in float64; processors store float32 buffers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
-from xcm_debias import soft_labels
+from xcm_debias import gemm, soft_labels
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.safe_norm import safe_scaled_rows, unit_rows
 
@@ -261,7 +262,11 @@ def subtract_group_rows(x: torch.Tensor, codes: np.ndarray, table: torch.Tensor)
     return x.index_add_(0, rows, table[torch.from_numpy(codes[seen])], alpha=-1)
 
 
+#: rows per block of :func:`apply_per_group`: this many bytes of float32 rows
 CHUNK_BYTES = 8 * 2**20
+#: squared row norms in this range are used as computed; rows outside it (huge, tiny or zero)
+#: are normalised by the power-of-two-scaled path of :mod:`xcm_debias.safe_norm`
+_PLAIN_SQUARES = (2.0**-80, 2.0**80)
 
 
 def apply_per_group(
@@ -269,59 +274,158 @@ def apply_per_group(
     codes: np.ndarray,
     fn: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor],
     normalize: bool,
+    parallel: bool = False,
 ) -> torch.Tensor:
     """A new float32 tensor: row i is ``fn(codes[i], ·)`` of row i of ``x``, L2-normalised first
     when ``normalize``; rows with code −1 are only converted (and normalised). ``x`` is untouched.
 
     ``fn(group, rows, spare)`` receives a block of rows of one group, which it may overwrite, and
     a block of the same shape that it may write its result into (``torch.mm(..., out=spare)``),
-    and returns the new rows (``rows``, ``spare`` or any tensor of that shape).
+    and returns the new rows (``rows``, ``spare`` or any tensor of that shape). With
+    ``parallel``, blocks run at once on parallel workers, one per core, each product on one
+    thread (:func:`xcm_debias.gemm.one_thread_per_product`): ``fn`` must then make its products
+    with :func:`xcm_debias.gemm.matmul_into` and touch nothing but its block (see
+    :func:`affine_map`).
 
-    Why this shape: a per-group map costs one GEMM per group, but gathering every row into group
-    order and scattering the results back are two more passes over the whole array in memory,
-    which cost about as much as the GEMM itself. So rows are taken in consecutive chunks of at
-    most ``CHUNK_BYTES``: a chunk is gathered in group order (a stable sort of its codes) into a
-    reused buffer, normalised there, each group's block transformed, and the results put back in
-    row order into the chunk's slice of the output (a gather again, which is cheaper than a
-    scatter), all while the chunk is in cache. A chunk whose codes are already in order
-    (encoders usually emit one language at a time) is read as a slice, and each ``spare`` is
-    then a slice of the output, so a GEMM writes its result in place.
+    Why this shape: a per-group map costs one GEMM per group; what it costs beyond a bare
+    ``x @ W`` is moving rows into and out of group order, and the GEMM calls themselves. So the
+    rows are put in group order once (a stable sort of the codes, not of the rows) and each
+    group's rows are taken in blocks of at most ``CHUNK_BYTES`` (split evenly, so no small tail
+    block): a block is gathered into a reused buffer, normalised there, mapped by one GEMM of
+    thousands of rows (with torch's MKL on one core, blocks under 1024 rows ran up to 1.4×
+    slower per row) and written to its rows of the output (a scatter). A block whose rows are consecutive (encoders usually
+    emit one language at a time; a single group) is read as a slice and its GEMM writes straight
+    into the output. On the CPU the gathers, scatters and norms run in numpy, one thread per
+    worker: torch's parallel copies of a few MiB each stalled on a busy machine, waiting for
+    both threads. Ordinary rows are divided by their norm as numpy computes it (torch's
+    ``normalize`` sums in another order: results agree to float32 rounding, not bit for bit).
+    Serially, the output is zeroed first by torch's parallel fill when rows are scattered: the
+    first write to each page of a new tensor is a page fault (about a fifth of a bare ``x @ W``
+    here), which a scatter on one thread would take alone; parallel workers take them on every
+    core as they scatter.
     """
     x = x.to(torch.float32)
     n, d = x.shape
-    out = x.new_empty(n, d)
-    chunk = max(1, CHUNK_BYTES // (4 * max(d, 1)))
-    buffer, scratch = x.new_empty(min(chunk, n), d), x.new_empty(min(chunk, n), d)
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        m, part = stop - start, codes[start:stop]
-        in_order = bool((part[1:] >= part[:-1]).all())
-        if in_order:
-            order, source, results = None, x[start:stop], out[start:stop]
-        else:
-            order = np.argsort(part, kind="stable")
-            index = torch.from_numpy(order + start).to(x.device)
-            source, results = torch.index_select(x, 0, index, out=buffer[:m]), scratch[:m]
-            part = part[order]
-        rows = buffer[:m]  # copy_ of a tensor onto itself returns at once
-        if normalize:
-            torch.nn.functional.normalize(safe_scaled_rows(source), dim=1, out=rows)
-        else:
-            rows.copy_(source)
-        bounds = np.r_[0, np.flatnonzero(part[1:] != part[:-1]) + 1, m]
-        for first, end in zip(bounds[:-1], bounds[1:], strict=True):
-            block, target = rows[first:end], results[first:end]
-            group = int(part[first])
-            result = block if group < 0 else fn(group, block, target)
-            if result is not target:
-                target.copy_(result)
-        if order is not None:
-            inverse = np.empty_like(order)
-            inverse[order] = np.arange(m)
-            torch.index_select(
-                results, 0, torch.from_numpy(inverse).to(x.device), out=out[start:stop]
-            )
+    limit = max(1, CHUNK_BYTES // (4 * max(d, 1)))
+    blocks = list(_group_blocks(codes, limit))
+    workers = gemm.product_workers() if parallel and x.device.type == "cpu" else 1
+    workers = min(workers, len(blocks))
+    in_order = bool((codes[1:] >= codes[:-1]).all())
+    out = x.new_empty(n, d) if in_order or workers > 1 else x.new_zeros(n, d)
+    height = min(limit, n)
+    buffers = [(x.new_empty(height, d), x.new_empty(height, d)) for _ in range(max(workers, 1))]
+
+    def work(worker: int) -> None:
+        buffer, scratch = buffers[worker]
+        for group, index in blocks[worker :: max(workers, 1)]:
+            _map_block(x, out, group, index, buffer, scratch, fn, normalize)
+
+    if workers <= 1:
+        work(0)
+        return out
+    with (
+        gemm.one_thread_per_product(workers),
+        ThreadPoolExecutor(workers, thread_name_prefix="xcm-groups") as pool,
+    ):
+        list(pool.map(work, range(workers)))
     return out
+
+
+def affine_map(
+    weights: torch.Tensor, shifts: torch.Tensor | None = None
+) -> Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``fn`` for :func:`apply_per_group` (``parallel=True`` allowed): ``rows @ weights[g]``,
+    plus ``shifts[g]`` when given, written into the spare block."""
+
+    def fn(group: int, rows: torch.Tensor, spare: torch.Tensor) -> torch.Tensor:
+        gemm.matmul_into(rows, weights[group], spare)
+        if shifts is not None:
+            if spare.device.type == "cpu":  # numpy: no torch parallel region inside a worker
+                np.add(spare.numpy(), shifts[group].numpy(), out=spare.numpy())
+            else:
+                spare.add_(shifts[group])
+        return spare
+
+    return fn
+
+
+def _group_blocks(codes: np.ndarray, limit: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(group, rows)`` blocks: each group's rows (ascending) cut evenly into blocks of at most
+    ``limit`` rows, groups in code order."""
+    order = np.argsort(codes, kind="stable")
+    ordered = codes[order]
+    runs = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1, len(codes)]
+    for run_start, run_stop in zip(runs[:-1], runs[1:], strict=True):
+        size = run_stop - run_start
+        edges = run_start + np.linspace(0, size, -(-size // limit) + 1).round().astype(np.int64)
+        for first, end in zip(edges[:-1], edges[1:], strict=True):
+            yield int(ordered[run_start]), order[first:end]
+
+
+def _map_block(
+    x: torch.Tensor,
+    out: torch.Tensor,
+    group: int,
+    index: np.ndarray,
+    buffer: torch.Tensor,
+    scratch: torch.Tensor,
+    fn: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor],
+    normalize: bool,
+) -> None:
+    """Rows ``index`` of ``x`` (one group's) through ``fn`` into the same rows of ``out``."""
+    m = len(index)
+    rows = buffer[:m]
+    if index[-1] - index[0] == m - 1:  # consecutive rows (a stable sort keeps them in order)
+        rows_at = slice(int(index[0]), int(index[0]) + m)
+        _rows_into(x[rows_at], rows, normalize)
+        target = out[rows_at]
+    else:
+        rows_at = None
+        _gather(x, index, rows)
+        _rows_into(rows, rows, normalize)
+        target = scratch[:m]
+    result = rows if group < 0 else fn(group, rows, target)
+    if rows_at is None:
+        _scatter(out, index, result)
+    elif result is not target:
+        target.copy_(result)
+
+
+def _gather(x: torch.Tensor, index: np.ndarray, rows: torch.Tensor) -> None:
+    """``rows[j] = x[index[j]]``."""
+    if x.device.type == "cpu":
+        np.take(x.detach().numpy(), index, axis=0, out=rows.numpy(), mode="clip")
+    else:
+        torch.index_select(x, 0, torch.from_numpy(index).to(x.device), out=rows)
+
+
+def _scatter(out: torch.Tensor, index: np.ndarray, rows: torch.Tensor) -> None:
+    """``out[index[j]] = rows[j]``."""
+    if out.device.type == "cpu":
+        out.numpy()[index] = rows.detach().numpy()
+    else:
+        out.index_copy_(0, torch.from_numpy(index).to(out.device), rows)
+
+
+def _rows_into(source: torch.Tensor, rows: torch.Tensor, normalize: bool) -> None:
+    """``rows = source``, L2-normalised per row when ``normalize`` (``source`` may be ``rows``).
+
+    Rows of ordinary magnitude are divided by their norm as computed; huge, tiny and all-zero
+    rows go through :func:`~xcm_debias.safe_norm.unit_rows` (zero rows stay zero)."""
+    if not normalize:
+        rows.copy_(source)
+        return
+    if source.device.type != "cpu":
+        torch.nn.functional.normalize(safe_scaled_rows(source), dim=1, out=rows)
+        return
+    values, target = source.detach().numpy(), rows.numpy()
+    squares = np.einsum("ij,ij->i", values, values)
+    plain = (squares >= _PLAIN_SQUARES[0]) & (squares <= _PLAIN_SQUARES[1])  # False for NaN
+    odd = None if plain.all() else np.flatnonzero(~plain)
+    unsafe = None if odd is None else unit_rows(source[torch.from_numpy(odd)])
+    np.divide(values, np.sqrt(squares, where=plain, out=np.ones_like(squares))[:, None], out=target)
+    if unsafe is not None:
+        rows[torch.from_numpy(odd)] = unsafe
 
 
 def text_rows(calibration: EmbeddingSet, who: str) -> EmbeddingSet:

@@ -389,10 +389,7 @@ class LanguageAlignment(PostProcessor):
                 self.normalize,
             )
         return _stats.apply_per_group(
-            x,
-            codes,
-            lambda lang, rows, spare: torch.mm(rows, self.maps[lang], out=spare),
-            self.normalize,
+            x, codes, _stats.affine_map(self.maps), self.normalize, parallel=True
         )
 
 

@@ -204,10 +204,7 @@ class OTRecenter(PostProcessor):
         if self.method == "gaussian":  # one GEMM per block with the bias folded: x A + (t − m A)
             shifts = self.target - (self.means.unsqueeze(1) @ self.maps).squeeze(1)
             return _stats.apply_per_group(
-                x,
-                codes,
-                lambda g, rows, spare: torch.addmm(shifts[g], rows, self.maps[g], out=spare),
-                self.normalize,
+                x, codes, _stats.affine_map(self.maps, shifts), self.normalize, parallel=True
             )
         return _stats.apply_per_group(x, codes, self._move, self.normalize)
 
