@@ -317,7 +317,7 @@ def test_fitted_state_saves_and_loads(tmp_path):
     [
         ({"precision": 1.5}, "precision: expected a number in \\(0, 1\\], got 1.5"),
         ({"precision": 0}, "precision"),
-        ({"k": 0}, "k: expected an int >= 1, got 0"),
+        ({"k": 0}, "k: expected an integer >= 1, got 0"),
         ({"min_margin": -1.0}, "min_margin"),
         ({"gallery_group": ""}, "gallery_group: expected a label name"),
     ],
@@ -331,5 +331,5 @@ def test_invalid_arguments_are_named(kwargs, message):
 def test_mutual_pairs_validates_its_inputs():
     with pytest.raises(ValueError, match="languages: expected shape"):
         mutual_pairs(unit_rows(4, 3, 0), np.array(["a", "b"]))
-    with pytest.raises(ValueError, match="k: expected an int >= 1"):
+    with pytest.raises(ValueError, match="k: expected an integer >= 1, got 0"):
         mutual_pairs(unit_rows(4, 3, 0), np.array(["a", "b", "a", "b"]), k=0)

@@ -53,6 +53,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from xcm_debias._validation import check_fraction
 from xcm_debias.scoring._groups import (
     absent_label,
     group_labels,
@@ -114,10 +115,7 @@ class ExposureShuffle(ScoreNormalizer):
         super()._check_params()
         if self.width != "auto":
             self.width = check_positive_float(self.width, "width")
-        q = check_positive_float(self.tie_quantile, "tie_quantile")
-        if q > 1:
-            raise ValueError(f"tie_quantile: expected a number in (0, 1], got {q}")
-        self.tie_quantile = q
+        self.tie_quantile = check_fraction(self.tie_quantile, "tie_quantile", open_high=False)
         if not isinstance(self.gallery_group, str) or not self.gallery_group:
             raise TypeError(f"gallery_group: expected a label name, got {self.gallery_group!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):

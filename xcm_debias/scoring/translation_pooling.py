@@ -31,7 +31,7 @@ embedding evaluation; Artetxe & Schwenk 2019).
 
 Offset form: ``v(g) = [\hat g_{T(g)}, \bar v_{T(g)}] − [g, v(g)]``, ``u(q) = [q, u(q)]``;
 ``scale = 1``. The sets depend on the whole gallery, so the gallery's columns are computed in
-one pass over it (not tile by tile); mining costs one product of every pair of languages' rows
+one pass over it (not tile by tile); mining scores every pair of languages' rows both ways
 (see :func:`~xcm_debias.scoring.translation_sets.mutual_pairs`), once per gallery.
 
 ``min_margin="auto"`` fits the margin threshold on the labelled calibration gallery: the lowest
@@ -55,6 +55,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from xcm_debias._validation import check_fraction, check_positive_int
 from xcm_debias.scoring._groups import absent_label, group_labels, skipped_stage
 from xcm_debias.scoring.base import (
     GalleryColumns,
@@ -112,13 +113,8 @@ class TranslationPooling(ScoreNormalizer):
         super()._check_params()
         if self.min_margin != "auto":
             self.min_margin = check_positive_float(self.min_margin, "min_margin")
-        p = check_positive_float(self.precision, "precision")
-        if p > 1:
-            raise ValueError(f"precision: expected a number in (0, 1], got {p}")
-        self.precision = p
-        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
-            raise ValueError(f"k: expected an int >= 1, got {self.k!r}")
-        self.k = int(self.k)
+        self.precision = check_fraction(self.precision, "precision", open_high=False)
+        self.k = check_positive_int(self.k, "k")
         if not isinstance(self.gallery_group, str) or not self.gallery_group:
             raise TypeError(f"gallery_group: expected a label name, got {self.gallery_group!r}")
 

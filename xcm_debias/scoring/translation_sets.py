@@ -32,6 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from xcm_debias._validation import check_positive_int
+from xcm_debias.topk import blockwise_topk
+
 #: languages treated as unknown: their rows stay alone (no pair is mined for them)
 UNKNOWN_LANGUAGES = frozenset({"", "und"})
 
@@ -62,8 +65,9 @@ def mutual_pairs(
         k: neighbours in each side's margin denominator (capped by the language's row count).
         block_size: tile edge of the products (memory O(block_size²) per tile).
 
-    Cost: one product of every pair of languages' rows, ``(N²/2)(1 − 1/L)·D`` multiply-adds for
-    ``L`` languages of equal size — a one-off per gallery.
+    Cost: every pair of languages' rows is scored in both directions (the exact top-k of each
+    side against the other), ``N²(1 − 1/L)·D`` multiply-adds for ``L`` languages of equal
+    size — a one-off per gallery.
     """
     langs = np.asarray(languages).astype(str)
     if rows.ndim != 2 or langs.shape != (rows.shape[0],):
@@ -71,8 +75,7 @@ def mutual_pairs(
             f"languages: expected shape ({rows.shape[0] if rows.ndim == 2 else '?'},) "
             f"(one per row of a [N, D] matrix), got {langs.shape} for rows {tuple(rows.shape)}"
         )
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k: expected an int >= 1, got {k!r}")
+    k = check_positive_int(k, "k")
     x = rows.detach().float()
     groups = [
         np.flatnonzero(langs == lang) for lang in sorted(set(langs.tolist()) - UNKNOWN_LANGUAGES)
@@ -108,22 +111,10 @@ class _Neighbours:
 
 
 def _neighbours(x: torch.Tensor, y: torch.Tensor, k: int, block_size: int) -> _Neighbours:
-    """Each row of ``x``'s ``k`` nearest rows of ``y`` (cosines of unit rows), in tiles."""
-    kk = min(k, len(y))
-    tops, bests = [], []
-    for start in range(0, len(x), block_size):
-        xb = x[start : start + block_size]
-        values = torch.full((len(xb), kk), -torch.inf)
-        index = torch.zeros(len(xb), kk, dtype=torch.long)
-        for col in range(0, len(y), block_size):
-            tile = xb @ y[col : col + block_size].T
-            v, i = tile.topk(min(kk, tile.shape[1]), dim=1)
-            values, pick = torch.cat([values, v], dim=1).topk(kk, dim=1)
-            index = torch.cat([index, i + col], dim=1).gather(1, pick)
-        tops.append(values)
-        bests.append(index[:, 0])
-    top = torch.cat(tops)
-    return _Neighbours(torch.cat(bests), top, top.mean(dim=1))
+    """Each row of ``x``'s ``k`` nearest rows of ``y`` (cosines of unit rows; ties to the lower
+    index)."""
+    index, top = blockwise_topk(x, y, min(k, len(y)), block_size)
+    return _Neighbours(index[:, 0], top, top.mean(dim=1))
 
 
 def translation_sets(pairs: MinedPairs, languages: np.ndarray, min_margin: float) -> np.ndarray:
