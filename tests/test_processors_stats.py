@@ -107,24 +107,28 @@ def _interleaved_codes(n: int, n_groups: int, seed: int) -> np.ndarray:
     return codes
 
 
+@pytest.mark.parametrize("shift_only", [False, True])
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("normalize", [True, False])
 def test_apply_per_group_equals_per_row_affine_maps(
-    normalize: bool, parallel: bool, monkeypatch: pytest.MonkeyPatch
+    normalize: bool, parallel: bool, shift_only: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Per row ``x_i @ W_g(i) + b_g(i)`` (x_i L2-normalised first), rows with code −1 only
     converted: in blocks of at most 8 rows, most gathered and a few sliced; serially with a
-    torch callback, and on two parallel workers with :func:`_stats.affine_map`."""
+    torch callback, and on two parallel workers with :func:`_stats.affine_map` (also without
+    weights: ``x_i + b_g(i)``, the shift of ``LanguageProjection(center)``)."""
     n, d, k = 203, 6, 3
     monkeypatch.setattr(_stats, "CHUNK_BYTES", 8 * 4 * d)
     g = torch.Generator().manual_seed(3)
     x = 2.0 * torch.randn(n, d, dtype=torch.float64, generator=g)
     weights, shifts = torch.randn(k, d, d, generator=g), torch.randn(k, d, generator=g)
+    if shift_only:
+        weights = torch.eye(d).expand(k, d, d)
     codes = _interleaved_codes(n, k, seed=4)
     before = x.clone()
     if parallel:
         monkeypatch.setattr(gemm, "product_workers", lambda: 2)
-        fn = _stats.affine_map(weights, shifts)
+        fn = _stats.affine_map(None if shift_only else weights, shifts)
     else:
         fn = lambda group, rows, spare: torch.addmm(  # noqa: E731
             shifts[group], rows, weights[group], out=spare

@@ -119,3 +119,22 @@ def test_fractional_rank_targets_are_refused():
         ExactRetriever().rank_of(data, data, torch.tensor([0.0, 1.5, 2.0]))
     ranks = ExactRetriever().rank_of(data, data, torch.tensor([0.0, 1.0, 2.0]))
     assert ranks.tolist() == [1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8]
+)
+def test_duplicate_groups_of_every_element_size(dtype):
+    """Rows of 1-, 2-, 4- and 8-byte entries: the key reads each entry's bytes whatever the
+    dtype, so groups are those of a plain unique of the rows (``-0.0`` and ``0.0`` differ in
+    their bytes, so they never group)."""
+    base = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8, 9], [9, 8, 7, 6, 5, 4, 3, 2, 1]]).to(dtype)
+    picks = [0, 1, 1, 0, 1]
+    groups = duplicate_rows(base[picks])
+    assert groups is not None
+    assert groups.first.tolist() == [0, 1] and groups.group.tolist() == [0, 1, 1, 0, 1]
+    assert groups.sizes.tolist() == [2, 3]
+    if dtype.is_floating_point:
+        signed = torch.zeros(3, 9, dtype=dtype)
+        signed[1, 4] = -0.0
+        assert duplicate_rows(signed).group.tolist() == [0, 1, 0]

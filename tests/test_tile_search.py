@@ -106,7 +106,29 @@ def test_query_blocks_in_parallel_rank_like_the_dense_order(monkeypatch, workers
     assert [lib.num_threads for lib in blas.lib_controllers] == before
 
 
-def test_an_error_in_a_worker_reaches_the_caller_and_lifts_the_blas_limit(monkeypatch):
+@pytest.mark.parametrize("workers", [2, 3])
+def test_workers_reading_their_own_passes_score_bit_for_bit_as_one_shared_pass(
+    monkeypatch, workers
+):
+    """``tile_topk`` given a function starting passes (each worker reads its own, no waiting
+    between tiles) returns the very bits of the shared pass, on rows that need normalising and
+    with tied scores, and the BLAS gets its thread count back."""
+    monkeypatch.setattr(gemm, "product_workers", lambda: workers)
+    blas = gemm._blas()
+    before = [lib.num_threads for lib in blas.lib_controllers]
+    g = 3.0 * torch.randn(301, 24, generator=torch.Generator().manual_seed(2))
+    g[150:160] = g[10]  # equal rows: equal scores, kept by lower index
+    q = cosine_rows(torch.randn(41, 24, generator=torch.Generator().manual_seed(3)))
+    shared = tile_topk(q, row_tiles(g, 32, cosine_rows), len(g), 12, block_size=32)
+    passes = tile_topk(q, lambda: row_tiles(g, 32, cosine_rows), len(g), 12, block_size=32)
+    assert torch.equal(passes[0], shared[0]) and torch.equal(passes[1], shared[1])
+    expected_idx, _ = dense_topk(q, cosine_rows(g), 12)
+    assert torch.equal(passes[0][:, :5], expected_idx[:, :5])
+    assert [lib.num_threads for lib in blas.lib_controllers] == before
+
+
+@pytest.mark.parametrize("passes", [False, True])
+def test_an_error_in_a_worker_reaches_the_caller_and_lifts_the_blas_limit(monkeypatch, passes):
     monkeypatch.setattr(gemm, "product_workers", lambda: 2)
     blas = gemm._blas()
     before = [lib.num_threads for lib in blas.lib_controllers]
@@ -114,8 +136,12 @@ def test_an_error_in_a_worker_reaches_the_caller_and_lifts_the_blas_limit(monkey
     def fail(*_: object) -> None:
         raise RuntimeError("worker failed")
 
+    blocks = QueryBlocks(10, 4, 4)
     with pytest.raises(RuntimeError, match="worker failed"):
-        QueryBlocks(10, 4, 4).run(row_tiles(unit(9, 4, 0), 4), fail)
+        if passes:
+            blocks.run_passes(lambda: row_tiles(unit(9, 4, 0), 4), fail)
+        else:
+            blocks.run(row_tiles(unit(9, 4, 0), 4), fail)
     assert [lib.num_threads for lib in blas.lib_controllers] == before
 
 

@@ -125,7 +125,7 @@ class ExactRetriever:
         k = check_positive_int(k, "k")
         groups = duplicate_rows(g)
         distinct = g if groups is None else g[groups.first]
-        tiles = row_tiles(distinct, self.block_size, self._prepare)
+        tiles = lambda: row_tiles(distinct, self.block_size, self._prepare)  # noqa: E731
         idx, scores = tile_topk(self._prepare(q), tiles, len(distinct), k, self.block_size)
         if groups is not None:
             idx, scores = expand_topk(groups, idx, scores, k)

@@ -54,8 +54,10 @@ class QueryBlocks:
     own, and every product runs single-threaded (:func:`xcm_debias.gemm.one_thread_per_product`).
     Each worker thus does its blocks' products *and* their bookkeeping on its own core: at
     200k × 2000 the running top-k on one thread, while the other cores waited, was most of what
-    the search cost beyond its products. Tiles are visited in order, every worker finishing a
-    tile before the next one starts. BLAS results may differ in the last bit between product
+    the search cost beyond its products. Tiles are visited in order: with :meth:`run`, every
+    worker finishes a tile before the next one is read (a streamed gallery may reuse its
+    buffer); with :meth:`run_passes`, each worker reads its own pass over a gallery in memory
+    and never waits for another. BLAS results may differ in the last bit between product
     shapes or thread counts, so every function that scores a gallery tile by tile
     (:func:`tile_topk`, :func:`tile_ranks`, :func:`blockwise_ranks`) cuts and runs the queries
     this way: a pair's score is the same in all of them.
@@ -70,8 +72,33 @@ class QueryBlocks:
         height = max((r.stop - r.start for r in self.rows), default=0)
         self._products = [TileProducts(height, columns) for _ in range(self.workers)]
 
+    def run_passes(
+        self, passes: Callable[[], Iterable[tuple[int, torch.Tensor]]], visit: Visit
+    ) -> None:
+        """``visit`` every block with every ``(g0, tile)`` of a pass over the gallery, each worker
+        reading its own pass (``passes()`` starts one; passes must be safe to read at once, e.g.
+        slices of a tensor in memory). No worker waits for another between tiles: on a shared
+        machine the blocks of one tile do not finish together, and waiting for the slower one at
+        every tile cost about 3% of the 200k × 2000 search. The products are those of
+        :meth:`run`, so are the scores."""
+        if self.workers == 1:
+            self.run(passes(), visit)
+            return
+
+        def work(worker: int) -> None:
+            for g0, tile in passes():
+                for block in range(worker, len(self.rows), self.workers):
+                    visit(block, self.rows[block], self._products[worker], g0, tile)
+
+        with (
+            gemm.one_thread_per_product(self.workers),
+            ThreadPoolExecutor(self.workers, thread_name_prefix="xcm-tiles") as pool,
+        ):
+            list(pool.map(work, range(self.workers)))
+
     def run(self, tiles: Iterable[tuple[int, torch.Tensor]], visit: Visit) -> None:
-        """``visit`` every block with every ``(g0, tile)`` of ``tiles``, tile after tile."""
+        """``visit`` every block with every ``(g0, tile)`` of ``tiles``, tile after tile (every
+        worker finishes a tile before the next is read, so a caller may reuse its buffer)."""
 
         def work(worker: int, g0: int, tile: torch.Tensor) -> None:
             for block in range(worker, len(self.rows), self.workers):
@@ -200,7 +227,7 @@ class RunningTopK:
 
 def tile_topk(
     queries: torch.Tensor,
-    tiles: Iterable[tuple[int, torch.Tensor]],
+    tiles: Iterable[tuple[int, torch.Tensor]] | Callable[[], Iterable[tuple[int, torch.Tensor]]],
     n_rows: int,
     k: int,
     block_size: int = 4096,
@@ -209,7 +236,9 @@ def tile_topk(
 
     ``queries``: ``[Q, D]`` float32. ``tiles``: consecutive float32 blocks of the ``n_rows``
     gallery rows, in order (each is used while the next is prepared, so a caller may reuse one
-    buffer for all). A tile larger than ``block_size`` rows is cut into ``block_size`` columns
+    buffer for all); or a function starting a pass over them, which parallel workers then read
+    each on its own (:meth:`QueryBlocks.run_passes`: only for passes that can be read at once,
+    such as slices of a gallery in memory). A tile larger than ``block_size`` rows is cut into ``block_size`` columns
     at multiples of ``block_size`` of the gallery index; each is scored against the queries in
     blocks of at most ``block_size`` rows (:class:`QueryBlocks`: one single-threaded product per
     core at once) and folded into each block's :class:`RunningTopK`. Ties by lower index.
@@ -223,7 +252,10 @@ def tile_topk(
     def visit(block: int, rows: slice, products: TileProducts, g0: int, tile: torch.Tensor) -> None:
         tops[block].push(0, products(queries[rows], tile), g0)
 
-    blocks.run(_checked_tiles(tiles, n_rows, block_size), visit)
+    if callable(tiles):
+        blocks.run_passes(lambda: _checked_tiles(tiles(), n_rows, block_size), visit)
+    else:
+        blocks.run(_checked_tiles(tiles, n_rows, block_size), visit)
     return torch.cat([t.indices for t in tops]), torch.cat([t.values for t in tops])
 
 
@@ -271,10 +303,13 @@ def _tile_ranks(
     columns: int,
     groups: DuplicateRows | None = None,
     row_targets: torch.Tensor | None = None,
+    concurrent: bool = False,
 ) -> torch.Tensor:
     """The two passes of :func:`tile_ranks` and :func:`blockwise_ranks` over ``tiles()`` (tiles
     of at most ``columns`` rows): ``t`` is each query's target tile row (its group's distinct
-    row with ``groups``, whose members ``row_targets`` rank by index among equal rows)."""
+    row with ``groups``, whose members ``row_targets`` rank by index among equal rows). With
+    ``concurrent`` (passes that can be read at once), each worker reads its own passes
+    (:meth:`QueryBlocks.run_passes`)."""
     blocks = QueryBlocks(q.shape[0], block_size, columns)
     target_scores = torch.empty(q.shape[0], dtype=torch.float32)
     ranks = torch.ones(q.shape[0], dtype=torch.int64)
@@ -302,8 +337,11 @@ def _tile_ranks(
             ahead = rows_ahead_in_groups(groups, rows.start + tied_q, tied_c + g0, row_targets)
             ranks.index_add_(0, rows.start + tied_q, ahead)
 
-    blocks.run(tiles(), find)
-    blocks.run(tiles(), count)
+    for visit in (find, count):
+        if concurrent:
+            blocks.run_passes(tiles, visit)
+        else:
+            blocks.run(tiles(), visit)
     return ranks
 
 
@@ -346,7 +384,7 @@ def blockwise_topk(
     block = check_positive_int(block_size, "block_size")
     if q.shape[1] != g.shape[1]:
         raise ValueError(f"gallery: expected dimension {q.shape[1]} (as queries), got {g.shape[1]}")
-    return tile_topk(q.float(), row_tiles(g, block, _as_float32), g.shape[0], k, block)
+    return tile_topk(q.float(), lambda: row_tiles(g, block, _as_float32), g.shape[0], k, block)
 
 
 def _as_float32(x: torch.Tensor) -> torch.Tensor:
@@ -378,7 +416,14 @@ def blockwise_ranks(
     row_targets = as_gallery_indices(integral_targets(targets), "targets", q.shape[0], n_rows)
     t = row_targets if groups is None else groups.group[row_targets]
     return _tile_ranks(
-        q, lambda: row_tiles(g, block), t, block, min(block, g.shape[0]), groups, row_targets
+        q,
+        lambda: row_tiles(g, block),
+        t,
+        block,
+        min(block, g.shape[0]),
+        groups,
+        row_targets,
+        concurrent=True,
     )
 
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from xcm_debias import gemm, soft_labels
+from xcm_debias import gemm, host_memory, soft_labels
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.safe_norm import safe_scaled_rows, unit_rows
 
@@ -299,10 +299,11 @@ def apply_per_group(
     worker: torch's parallel copies of a few MiB each stalled on a busy machine, waiting for
     both threads. Ordinary rows are divided by their norm as numpy computes it (torch's
     ``normalize`` sums in another order: results agree to float32 rounding, not bit for bit).
-    Serially, the output is zeroed first by torch's parallel fill when rows are scattered: the
-    first write to each page of a new tensor is a page fault (about a fifth of a bare ``x @ W``
-    here), which a scatter on one thread would take alone; parallel workers take them on every
-    core as they scatter.
+    The first write to each page of a new tensor is a page fault: on the CPU the output and the
+    block buffers are allocated where the kernel may back them with huge pages
+    (:mod:`xcm_debias.host_memory`; torch's allocator took about a third of a bare ``x @ W`` in
+    page faults here). Parallel workers take the remaining faults on every core as they
+    scatter; serially, the output is zeroed first when rows are scattered.
     """
     x = x.to(torch.float32)
     n, d = x.shape
@@ -311,9 +312,14 @@ def apply_per_group(
     workers = gemm.product_workers() if parallel and x.device.type == "cpu" else 1
     workers = min(workers, len(blocks))
     in_order = bool((codes[1:] >= codes[:-1]).all())
-    out = x.new_empty(n, d) if in_order or workers > 1 else x.new_zeros(n, d)
+    empty, zeros = (
+        (host_memory.empty_rows, host_memory.zero_rows)
+        if x.device.type == "cpu"
+        else (x.new_empty, x.new_zeros)
+    )
+    out = empty(n, d) if in_order or workers > 1 else zeros(n, d)
     height = min(limit, n)
-    buffers = [(x.new_empty(height, d), x.new_empty(height, d)) for _ in range(max(workers, 1))]
+    buffers = [(empty(height, d), empty(height, d)) for _ in range(max(workers, 1))]
 
     def work(worker: int) -> None:
         buffer, scratch = buffers[worker]
@@ -332,19 +338,19 @@ def apply_per_group(
 
 
 def affine_map(
-    weights: torch.Tensor, shifts: torch.Tensor | None = None
+    weights: torch.Tensor | None, shifts: torch.Tensor | None = None
 ) -> Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``fn`` for :func:`apply_per_group` (``parallel=True`` allowed): ``rows @ weights[g]``,
-    plus ``shifts[g]`` when given, written into the spare block."""
+    """``fn`` for :func:`apply_per_group` (``parallel=True`` allowed): ``rows @ weights[g]``
+    (``rows`` itself when ``weights`` is ``None``), plus ``shifts[g]`` when given."""
 
     def fn(group: int, rows: torch.Tensor, spare: torch.Tensor) -> torch.Tensor:
-        gemm.matmul_into(rows, weights[group], spare)
+        result = rows if weights is None else gemm.matmul_into(rows, weights[group], spare)
         if shifts is not None:
-            if spare.device.type == "cpu":  # numpy: no torch parallel region inside a worker
-                np.add(spare.numpy(), shifts[group].numpy(), out=spare.numpy())
+            if result.device.type == "cpu":  # numpy: no torch parallel region inside a worker
+                np.add(result.numpy(), shifts[group].numpy(), out=result.numpy())
             else:
-                spare.add_(shifts[group])
-        return spare
+                result.add_(shifts[group])
+        return result
 
     return fn
 

@@ -165,13 +165,17 @@ class LanguageProjection(PostProcessor):
                 ),
                 self.normalize,
             )
+        if self.method == "center":  # one pass: normalise and shift block by block
+            codes = _stats.language_codes(
+                data, self.fitted_meta["languages"], self._who("transform")
+            )
+            return _stats.apply_per_group(
+                x, codes, _stats.affine_map(None, -self.shift), self.normalize, parallel=True
+            )
         x = _stats.prepare(x, self.normalize, torch.float32)  # a new tensor: edited in place
         if self.method == "subspace":
             return _stats.remove_low_rank(x, self.mean, self.basis.T, self.basis)
-        if self.method == "leace":
-            return _stats.remove_low_rank(x, self.mean, self.right, self.left)
-        codes = _stats.language_codes(data, self.fitted_meta["languages"], self._who("transform"))
-        return _stats.subtract_group_rows(x, codes, self.shift)
+        return _stats.remove_low_rank(x, self.mean, self.right, self.left)
 
 
 __all__ = ["METHODS", "LanguageProjection", "leace_factors"]
