@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from xcm_debias import gemm, host_memory, soft_labels
+from xcm_debias import gemm, soft_labels
 from xcm_debias.data import EmbeddingSet
 from xcm_debias.safe_norm import safe_scaled_rows, unit_rows
 
@@ -299,11 +299,14 @@ def apply_per_group(
     worker: torch's parallel copies of a few MiB each stalled on a busy machine, waiting for
     both threads. Ordinary rows are divided by their norm as numpy computes it (torch's
     ``normalize`` sums in another order: results agree to float32 rounding, not bit for bit).
-    The first write to each page of a new tensor is a page fault: on the CPU the output and the
-    block buffers are allocated where the kernel may back them with huge pages
-    (:mod:`xcm_debias.host_memory`; torch's allocator took about a third of a bare ``x @ W`` in
-    page faults here). Parallel workers take the remaining faults on every core as they
-    scatter; serially, the output is zeroed first when rows are scattered.
+    Serially, the output is zeroed first by torch's parallel fill when rows are scattered: the
+    first write to each page of a new tensor is a page fault (about a fifth of a bare ``x @ W``
+    here), which a scatter on one thread would take alone; parallel workers take them on every
+    core as they scatter. (numpy's allocations, which ask for transparent huge pages, fault
+    far less once warm, 0.03 s against 0.16–0.23 s to fill 400 MB here; but the first one in a
+    process took 0.6–1.3 s on the benchmark machine, a virtual machine whose free 2 MiB blocks
+    must be faulted in again by the host: a one-off transform of a 200k × 512 gallery through
+    the Gaussian map took 1.2–1.4 s that way against 0.75–0.9 s with torch's pages.)
     """
     x = x.to(torch.float32)
     n, d = x.shape
@@ -312,14 +315,9 @@ def apply_per_group(
     workers = gemm.product_workers() if parallel and x.device.type == "cpu" else 1
     workers = min(workers, len(blocks))
     in_order = bool((codes[1:] >= codes[:-1]).all())
-    empty, zeros = (
-        (host_memory.empty_rows, host_memory.zero_rows)
-        if x.device.type == "cpu"
-        else (x.new_empty, x.new_zeros)
-    )
-    out = empty(n, d) if in_order or workers > 1 else zeros(n, d)
+    out = x.new_empty(n, d) if in_order or workers > 1 else x.new_zeros(n, d)
     height = min(limit, n)
-    buffers = [(empty(height, d), empty(height, d)) for _ in range(max(workers, 1))]
+    buffers = [(x.new_empty(height, d), x.new_empty(height, d)) for _ in range(max(workers, 1))]
 
     def work(worker: int) -> None:
         buffer, scratch = buffers[worker]
