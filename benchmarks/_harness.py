@@ -58,10 +58,13 @@ def reset_peak_rss() -> None:
 
 
 def machine() -> dict[str, Any]:
-    """CPU model, cores, RAM, library versions and the load when the run started."""
+    """CPU model, cores, RAM, library versions, the BLAS libraries' kernels and thread counts
+    (``OPENBLAS_CORETYPE`` and the like change them: every speed figure depends on them) and
+    the load when the run started."""
     import faiss
     import numpy
     import torch
+    from threadpoolctl import threadpool_info
 
     model = ""
     try:
@@ -85,6 +88,17 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "faiss": faiss.__version__,
         "numpy": numpy.__version__,
+        "blas": [
+            {
+                "library": Path(str(lib.get("filepath", ""))).name,
+                "version": lib.get("version"),
+                "kernel": lib.get("architecture"),
+                "threads": lib.get("num_threads"),
+            }
+            for lib in threadpool_info()
+            if lib.get("user_api") == "blas"
+        ],
+        "blas_environment": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")},
         "load_average_at_start": os.getloadavg(),
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
     }
