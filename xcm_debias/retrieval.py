@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -125,7 +126,10 @@ class ExactRetriever:
         k = check_positive_int(k, "k")
         groups = duplicate_rows(g)
         distinct = g if groups is None else g[groups.first]
-        tiles = lambda: row_tiles(distinct, self.block_size, self._prepare)  # noqa: E731
+
+        def tiles() -> Iterator[tuple[int, torch.Tensor]]:  # one pass per worker (in memory)
+            return row_tiles(distinct, self.block_size, self._prepare)
+
         idx, scores = tile_topk(self._prepare(q), tiles, len(distinct), k, self.block_size)
         if groups is not None:
             idx, scores = expand_topk(groups, idx, scores, k)

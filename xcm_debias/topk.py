@@ -238,10 +238,11 @@ def tile_topk(
     gallery rows, in order (each is used while the next is prepared, so a caller may reuse one
     buffer for all); or a function starting a pass over them, which parallel workers then read
     each on its own (:meth:`QueryBlocks.run_passes`: only for passes that can be read at once,
-    such as slices of a gallery in memory). A tile larger than ``block_size`` rows is cut into ``block_size`` columns
-    at multiples of ``block_size`` of the gallery index; each is scored against the queries in
-    blocks of at most ``block_size`` rows (:class:`QueryBlocks`: one single-threaded product per
-    core at once) and folded into each block's :class:`RunningTopK`. Ties by lower index.
+    such as slices of a gallery in memory). A tile larger than ``block_size`` rows is cut into
+    ``block_size`` columns at multiples of ``block_size`` of the gallery index; each is scored
+    against the queries in blocks of at most ``block_size`` rows (:class:`QueryBlocks`: one
+    single-threaded product per core at once) and folded into each block's
+    :class:`RunningTopK`. Ties by lower index.
     Returns ``(indices int64 [Q, k'], scores float32 [Q, k'])`` with ``k' = min(k, n_rows)``.
     Memory: ``Q × k`` plus one ``block_size²`` product tile per worker.
     """
