@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -110,4 +111,15 @@ def one_thread_per_product(workers: int) -> Iterator[None]:
                 _STATE["limiter"] = None
 
 
-__all__ = ["matmul_into", "one_thread_per_product", "product_workers"]
+def run_on_workers(workers: int, work: Callable[[int], None], name: str) -> None:
+    """``work(w)`` for every worker ``w < workers`` at once, one Python thread each (named
+    ``name``), every product single-threaded (:func:`one_thread_per_product`); a worker's error
+    reaches the caller, after the BLAS gets its thread count back."""
+    with (
+        one_thread_per_product(workers),
+        ThreadPoolExecutor(workers, thread_name_prefix=name) as pool,
+    ):
+        list(pool.map(work, range(workers)))
+
+
+__all__ = ["matmul_into", "one_thread_per_product", "product_workers", "run_on_workers"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import repeat
 
 import numpy as np
 import torch
@@ -87,26 +88,16 @@ class QueryBlocks:
 
         def work(worker: int) -> None:
             for g0, tile in passes():
-                for block in range(worker, len(self.rows), self.workers):
-                    visit(block, self.rows[block], self._products[worker], g0, tile)
+                self._visit_blocks(worker, g0, tile, visit)
 
-        with (
-            gemm.one_thread_per_product(self.workers),
-            ThreadPoolExecutor(self.workers, thread_name_prefix="xcm-tiles") as pool,
-        ):
-            list(pool.map(work, range(self.workers)))
+        gemm.run_on_workers(self.workers, work, "xcm-tiles")
 
     def run(self, tiles: Iterable[tuple[int, torch.Tensor]], visit: Visit) -> None:
         """``visit`` every block with every ``(g0, tile)`` of ``tiles``, tile after tile (every
         worker finishes a tile before the next is read, so a caller may reuse its buffer)."""
-
-        def work(worker: int, g0: int, tile: torch.Tensor) -> None:
-            for block in range(worker, len(self.rows), self.workers):
-                visit(block, self.rows[block], self._products[worker], g0, tile)
-
         if self.workers == 1:
             for g0, tile in tiles:
-                work(0, g0, tile)
+                self._visit_blocks(0, g0, tile, visit)
             return
         # the limit covers the products only: the caller's tiles (e.g. the score stages of a
         # streamed search) are prepared between them with the BLAS's usual threads
@@ -114,7 +105,15 @@ class QueryBlocks:
         with ThreadPoolExecutor(self.workers, thread_name_prefix="xcm-tiles") as pool:
             for g0, tile in tiles:
                 with gemm.one_thread_per_product(self.workers):
-                    list(pool.map(work, workers, [g0] * self.workers, [tile] * self.workers))
+                    visits = pool.map(
+                        self._visit_blocks, workers, repeat(g0), repeat(tile), repeat(visit)
+                    )
+                    list(visits)
+
+    def _visit_blocks(self, worker: int, g0: int, tile: torch.Tensor, visit: Visit) -> None:
+        """``visit`` each of ``worker``'s blocks with the tile ``(g0, tile)``."""
+        for block in range(worker, len(self.rows), self.workers):
+            visit(block, self.rows[block], self._products[worker], g0, tile)
 
 
 def _block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,8 +7,9 @@ image→text languages is free, on another it puts captions the encoder cannot m
 1. **Candidates.** An embedding-level option ``P`` (none; LanguageAlignment) and, per direction,
    score-stage options ``S_d`` (none; GroupBalance / InvertedSoftmax / CSLS / ExposureShuffle at
    several strengths; image→text also TranslationPooling → ExposureShuffle, which moves exposure
-   only among mined translations of one caption). Score stages act on one direction each, so the options of text→image and
-   image→text are scored separately under each ``P`` and combined.
+   only among mined translations of one caption). Score stages act on one direction each, so
+   the options of text→image and image→text are scored separately under each ``P`` and
+   combined.
 2. **Out-of-fold scores.** Calibration items are dealt to ``F`` folds
    (:func:`~xcm_debias.calibration.folds.item_folds`); for each fold every candidate is fitted
    (cross-fitted as ``Debiased`` fits) on the other folds. Each fold's queries are then ranked

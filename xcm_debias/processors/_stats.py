@@ -9,7 +9,6 @@ Fit statistics are computed in float64; processors store float32 buffers.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -293,9 +292,9 @@ def apply_per_group(
     group's rows are taken in blocks of at most ``CHUNK_BYTES`` (split evenly, so no small tail
     block): a block is gathered into a reused buffer, normalised there, mapped by one GEMM of
     thousands of rows (with torch's MKL on one core, blocks under 1024 rows ran up to 1.4×
-    slower per row) and written to its rows of the output (a scatter). A block whose rows are consecutive (encoders usually
-    emit one language at a time; a single group) is read as a slice and its GEMM writes straight
-    into the output. On the CPU the gathers, scatters and norms run in numpy, one thread per
+    slower per row) and written to its rows of the output (a scatter). A block whose rows are
+    consecutive (encoders usually emit one language at a time; a single group) is read as a
+    slice and its GEMM writes straight into the output. On the CPU the gathers, scatters and norms run in numpy, one thread per
     worker: torch's parallel copies of a few MiB each stalled on a busy machine, waiting for
     both threads. Ordinary rows are divided by their norm as numpy computes it (torch's
     ``normalize`` sums in another order: results agree to float32 rounding, not bit for bit).
@@ -327,11 +326,7 @@ def apply_per_group(
     if workers <= 1:
         work(0)
         return out
-    with (
-        gemm.one_thread_per_product(workers),
-        ThreadPoolExecutor(workers, thread_name_prefix="xcm-groups") as pool,
-    ):
-        list(pool.map(work, range(workers)))
+    gemm.run_on_workers(workers, work, "xcm-groups")
     return out
 
 

@@ -80,12 +80,13 @@ def mutual_pairs(
     groups = [
         np.flatnonzero(langs == lang) for lang in sorted(set(langs.tolist()) - UNKNOWN_LANGUAGES)
     ]
+    parts = [x[torch.from_numpy(rows_of)] for rows_of in groups]  # each language's rows, once
     first, second, margin = [], [], []
     for a in range(len(groups)):
         for b in range(a + 1, len(groups)):
             ia, ib = groups[a], groups[b]
-            near_b = _neighbours(x[torch.from_numpy(ia)], x[torch.from_numpy(ib)], k, block_size)
-            near_a = _neighbours(x[torch.from_numpy(ib)], x[torch.from_numpy(ia)], k, block_size)
+            near_b = _neighbours(parts[a], parts[b], k, block_size)
+            near_a = _neighbours(parts[b], parts[a], k, block_size)
             partner = near_b.best
             mutual = torch.nonzero(near_a.best[partner] == torch.arange(len(ia))).flatten()
             if len(mutual) == 0:
