@@ -58,13 +58,16 @@ def reset_peak_rss() -> None:
 
 
 def machine() -> dict[str, Any]:
-    """CPU model, cores, RAM, library versions, the BLAS libraries' kernels and thread counts
+    """CPU model, cores, RAM, library versions, the library of the tile products
+    (``xcm_debias.gemm.backend()``), the BLAS libraries' kernels and thread counts
     (``OPENBLAS_CORETYPE`` and the like change them: every speed figure depends on them) and
     the load when the run started."""
     import faiss
     import numpy
     import torch
     from threadpoolctl import threadpool_info
+
+    from xcm_debias import gemm
 
     model = ""
     try:
@@ -83,6 +86,8 @@ def machine() -> dict[str, Any]:
         "cpu": model,
         "nproc": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "tile_products": gemm.backend(),
         "ram_gib": round(ram / 2**30, 1),
         "python": platform.python_version(),
         "torch": torch.__version__,

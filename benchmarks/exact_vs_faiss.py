@@ -15,10 +15,12 @@ cases interleaved round by round, best round kept:
   the tile products and the running top-k);
 * ``ExactRetriever (float16 gallery)``: the same with the gallery stored as float16 (half the
   memory; products accumulated in float32);
-* ``ExactRetriever (torch GEMM)``: float32 gallery, products through torch's BLAS
-  (``xcm_debias.gemm.BACKEND = "torch"``) instead of numpy's;
+* ``ExactRetriever (numpy GEMM)`` and ``(torch GEMM)``: float32 gallery, products through
+  numpy's OpenBLAS (``xcm_debias.gemm.BACKEND = "numpy"``) or torch's MKL (``"torch"``)
+  instead of the library ``"auto"`` takes (oneDNN on an AVX-512 CPU);
 * ``bare matmul``: ``q @ gᵀ`` through numpy (OpenBLAS) in 4096-row gallery blocks, no top-k —
-  the arithmetic alone, for scale.
+  the arithmetic alone, for scale; ``bare matmul (oneDNN)``: the same through oneDNN
+  (``xcm_debias.gemm.inner_products``) in 2048-row blocks, with torch's threads.
 
 Also checks that ExactRetriever's top-10 equals faiss's on every query up to float32 ties
 (lists compared after both are recomputed in float64: a differing pair must be closer than
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from _data import queries_and_gallery
 from _harness import interleaved, machine, print_table, write_json
 
@@ -77,6 +80,20 @@ def case_matmul(p: dict[str, Any]):
             part = g[start : start + 4096]
             np.matmul(q, part.T, out=out[:, : len(part)])
 
+    return run
+
+
+def case_onednn_matmul(p: dict[str, Any]):
+    queries, gallery = _inputs(p)
+    q, g = queries.embeddings, gallery.embeddings
+    out = torch.empty(len(q), 2048)
+
+    def run() -> None:
+        for start in range(0, len(g), 2048):
+            part = g[start : start + 2048]
+            gemm.inner_products(q, part, out[:, : len(part)])
+
+    gemm.BACKEND = "onednn"
     return run
 
 
@@ -131,12 +148,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     {**p, "half": True},
                 ),
                 (
+                    "ExactRetriever (numpy GEMM)",
+                    "exact_vs_faiss",
+                    "case_exact",
+                    {**p, "backend": "numpy"},
+                ),
+                (
                     "ExactRetriever (torch GEMM)",
                     "exact_vs_faiss",
                     "case_exact",
                     {**p, "backend": "torch"},
                 ),
                 ("bare matmul (no top-k)", "exact_vs_faiss", "case_matmul", p),
+                ("bare matmul (oneDNN)", "exact_vs_faiss", "case_onednn_matmul", p),
             ],
             args.rounds,
         )

@@ -10,8 +10,9 @@ One process, in order:
 1. writes ``--rows`` unit rows as float16 shards ``img_emb/img_emb_<n>.npy`` of ``--shard-rows``
    rows under ``--folder`` (clip-retrieval's layout; 10M × 512 is 10 GB), unless they exist;
 2. **bare matmul rate**: ``q @ gᵀ`` for the queries against an in-memory float32 block of
-   262144 rows, in 4096-row blocks, through numpy (OpenBLAS) and through torch; the faster is
-   the machine's rate;
+   262144 rows, in 4096-row blocks through numpy (OpenBLAS) and through torch (MKL), and in
+   2048-row blocks through oneDNN where ``xcm_debias.gemm`` takes it; the fastest is the
+   machine's rate;
 3. **exact search from disk**: ``ExactRetriever().search(queries, ShardedGallery.from_folder(
    folder), 10)`` — reads every shard (next tile read by a background thread while the
    current one is scored), converts, checks unit rows, multiplies, keeps the running top-10;
@@ -47,7 +48,7 @@ from _data import CACHE, calibration
 from _harness import machine, peak_rss_bytes, print_table, rss_bytes, write_json
 
 import xcm_debias
-from xcm_debias import Debiased, EmbeddingSet, ExactRetriever
+from xcm_debias import Debiased, EmbeddingSet, ExactRetriever, gemm
 from xcm_debias.configs import build
 from xcm_debias.shards import ShardedGallery
 
@@ -84,24 +85,37 @@ def write_shards(folder: Path, rows: int, shard_rows: int, dim: int) -> list[Pat
 
 
 def bare_rates(q: torch.Tensor, g: torch.Tensor) -> dict[str, float]:
-    """GFLOP/s of ``q @ gᵀ`` in 4096-row blocks, numpy and torch, best of two passes each."""
+    """GFLOP/s of ``q @ gᵀ``, best of two passes each: numpy and torch in 4096-row blocks, and
+    oneDNN (``xcm_debias.gemm.inner_products``) in 2048-row blocks where ``"auto"`` takes it."""
     flops = 2.0 * len(q) * len(g) * q.shape[1]
     out = torch.empty(len(q), 4096)
+    names = ("numpy", "torch") + (("onednn",) if gemm.onednn_preferred() else ())
     rates = {}
-    for name in ("numpy", "torch"):
+    for name in names:
+        rows = 2048 if name == "onednn" else 4096
         best = float("inf")
         for _ in range(2):
             start = time.perf_counter()
-            for a in range(0, len(g), 4096):
-                part = g[a : a + 4096]
+            for a in range(0, len(g), rows):
+                part = g[a : a + rows]
                 view = out[:, : len(part)]
                 if name == "numpy":
                     np.matmul(q.numpy(), part.numpy().T, out=view.numpy())
-                else:
+                elif name == "torch":
                     torch.matmul(q, part.T, out=view)
+                else:
+                    _onednn_product(q, part)
             best = min(best, time.perf_counter() - start)
         rates[name] = flops / best / 1e9
     return rates
+
+
+def _onednn_product(q: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+    previous, gemm.BACKEND = gemm.BACKEND, "onednn"
+    try:
+        return gemm.inner_products(q, part, torch.empty(0))
+    finally:
+        gemm.BACKEND = previous
 
 
 def fitted_pipeline(name: str, items: int) -> Debiased:
@@ -146,6 +160,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     bare = max(rates.values())
     mark("bare_numpy_gflops", rates["numpy"])
     mark("bare_torch_gflops", rates["torch"])
+    if "onednn" in rates:
+        mark("bare_onednn_gflops", rates["onednn"])
 
     gallery = ShardedGallery.from_folder(folder)
     retriever = ExactRetriever()
@@ -215,6 +231,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "what": f"bare matmul {args.queries} x {RATE_ROWS} x {args.dim} (torch)",
             "GFLOP/s": rates["torch"],
         },
+        *(
+            [
+                {
+                    "what": f"bare matmul {args.queries} x {RATE_ROWS} x {args.dim} (oneDNN)",
+                    "GFLOP/s": rates["onednn"],
+                }
+            ]
+            if "onednn" in rates
+            else []
+        ),
         {
             "what": f"ExactRetriever over {len(paths)} float16 shards, {gallery.n_rows} x {args.dim}",
             "time_s": search_s,

@@ -71,6 +71,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ),
     ("xcm_debias.atomic", ("atomic_path", "write_text", "write_bytes", "DiskFullError")),
     ("xcm_debias.distributed", ("transform_dask",)),
+    ("xcm_debias.gemm", ("backend", "onednn_preferred", "inner_products")),
     ("xcm_debias.gated_topk", ("GatedOffsetIndex",)),
     ("xcm_debias.calibration.labels", ("LabelModels", "LabelClassifier", "LABEL_MODALITIES")),
     (

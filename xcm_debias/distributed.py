@@ -226,7 +226,7 @@ def search_dask(
     gallery: da.Array,
     k: int,
     *,
-    block_size: int = 4096,
+    block_size: int = 2048,
     normalize: bool = True,
 ) -> Ranking:
     """Exact top-``k`` over a Dask array gallery: each row block searched where it lives,

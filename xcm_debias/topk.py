@@ -16,21 +16,23 @@ import torch
 
 from xcm_debias import gemm
 from xcm_debias._validation import as_float_matrix, as_gallery_indices, check_positive_int
-from xcm_debias.gemm import matmul_into
+from xcm_debias.gemm import inner_products
 from xcm_debias.ties import DuplicateRows, rows_ahead_in_groups
 
 
 class TileProducts:
-    """Float32 tile products ``q @ gᵀ`` written into one buffer reused for every tile.
+    """Float32 tile products ``q @ gᵀ``, written into one buffer reused for every tile when the
+    library writes into a caller's buffer.
 
     A fresh ``block × block`` product per tile is a large allocation that the allocator hands
-    back to the system and page-faults in again each time (about 15% of the product's time on
-    4096² tiles); one buffer per pass avoids it. A returned tile is overwritten by the next
-    call: callers keep only what they copy out of it.
+    back to the system and page-faults in again each time (about 15% of OpenBLAS's product time
+    on 4096² tiles); one buffer per pass avoids it. oneDNN writes only into buffers of its own,
+    so through it each tile is a new tensor. A returned tile may be overwritten by the next call: callers keep only what they copy
+    out of it.
 
-    Products go through :func:`xcm_debias.gemm.matmul_into` (the faster BLAS at hand); every
-    product of the exact search, of rank counting and of the score stages' gallery passes goes
-    through here, so all of them see the same bits for the same tile.
+    Products go through :func:`xcm_debias.gemm.inner_products` (the fastest library at hand);
+    every product of the exact search, of rank counting and of the score stages' gallery passes
+    goes through here, so all of them see the same bits for the same tile.
     """
 
     def __init__(self, rows: int, cols: int) -> None:
@@ -38,7 +40,7 @@ class TileProducts:
 
     def __call__(self, q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         out = self._buffer[: q.shape[0] * g.shape[0]].view(q.shape[0], g.shape[0])
-        return matmul_into(q.float(), g.float().T, out)
+        return inner_products(q.float(), g.float(), out)
 
 
 #: what a worker does with one query block and one gallery tile:
@@ -50,8 +52,8 @@ class QueryBlocks:
     """The queries cut into blocks that parallel workers score against each gallery tile.
 
     There are ``⌈Q / block_size⌉`` blocks, rounded up to a multiple of the workers
-    (:func:`xcm_debias.gemm.product_workers`, the cores numpy's BLAS would use), of nearly equal
-    size; worker ``w`` takes blocks ``w, w + workers, …`` with one :class:`TileProducts` of its
+    (:func:`xcm_debias.gemm.product_workers`, the cores the product's library would use), of
+    nearly equal size; worker ``w`` takes blocks ``w, w + workers, …`` with one :class:`TileProducts` of its
     own, and every product runs single-threaded (:func:`xcm_debias.gemm.one_thread_per_product`).
     Each worker thus does its blocks' products *and* their bookkeeping on its own core: at
     200k × 2000 the running top-k on one thread, while the other cores waited, was most of what
@@ -102,7 +104,10 @@ class QueryBlocks:
         # the limit covers the products only: the caller's tiles (e.g. the score stages of a
         # streamed search) are prepared between them with the BLAS's usual threads
         workers = range(self.workers)
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="xcm-tiles") as pool:
+        # the pool's threads start at the first tile, inside the limit: single-threaded
+        with ThreadPoolExecutor(
+            self.workers, thread_name_prefix="xcm-tiles", initializer=gemm.single_thread_here
+        ) as pool:
             for g0, tile in tiles:
                 with gemm.one_thread_per_product(self.workers):
                     visits = pool.map(
