@@ -27,8 +27,8 @@ class TileProducts:
     A fresh ``block × block`` product per tile is a large allocation that the allocator hands
     back to the system and page-faults in again each time (about 15% of OpenBLAS's product time
     on 4096² tiles); one buffer per pass avoids it. oneDNN writes only into buffers of its own,
-    so through it each tile is a new tensor. A returned tile may be overwritten by the next call: callers keep only what they copy
-    out of it.
+    so through it each tile is a new tensor. A returned tile may be overwritten by the next
+    call: callers keep only what they copy out of it.
 
     Products go through :func:`xcm_debias.gemm.inner_products` (the fastest library at hand);
     every product of the exact search, of rank counting and of the score stages' gallery passes
@@ -53,8 +53,9 @@ class QueryBlocks:
 
     There are ``⌈Q / block_size⌉`` blocks, rounded up to a multiple of the workers
     (:func:`xcm_debias.gemm.product_workers`, the cores the product's library would use), of
-    nearly equal size; worker ``w`` takes blocks ``w, w + workers, …`` with one :class:`TileProducts` of its
-    own, and every product runs single-threaded (:func:`xcm_debias.gemm.one_thread_per_product`).
+    nearly equal size; worker ``w`` takes blocks ``w, w + workers, …`` with one
+    :class:`TileProducts` of its own, and every product runs single-threaded
+    (:func:`xcm_debias.gemm.one_thread_per_product`, :func:`xcm_debias.gemm.single_thread_here`).
     Each worker thus does its blocks' products *and* their bookkeeping on its own core: at
     200k × 2000 the running top-k on one thread, while the other cores waited, was most of what
     the search cost beyond its products. Tiles are visited in order: with :meth:`run`, every
