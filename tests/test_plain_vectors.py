@@ -6,9 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scoring_fixtures import multilingual_corpus
 
 from xcm_debias import Debiased, EmbeddingSet, ExactRetriever
+from xcm_debias.plain_vectors import as_vectors
 from xcm_debias.processors import Chain, PostProcessor
 from xcm_debias.scoring import InvertedSoftmax
 
@@ -114,3 +117,33 @@ def test_debiased_takes_a_list_of_processors_as_a_chain():
     with pytest.raises(TypeError, match="processors: expected a PostProcessor, a Chain, a list"):
         Debiased(ExactRetriever(), {"a": Centre()})
     assert Debiased(ExactRetriever(), []).processors is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.integers(1, 30),
+    dim=st.integers(1, 9),
+    zero_at=st.lists(st.integers(0, 29), max_size=4),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from([torch.float16, torch.float32, torch.float64]),
+)
+def test_plain_rows_that_are_all_zero_are_found_as_the_dense_check_finds_them(
+    rows, dim, zero_at, seed, dtype
+):
+    """A row is refused exactly when every entry is ±0 (rows with one negative entry among
+    zeros, or -0.0 entries, included), and the message names the count and the first."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(-1, 2, (rows, dim), generator=g).to(dtype)  # many zeros and -1s
+    for r in zero_at:
+        if r < rows:
+            x[r] = -0.0
+    zero = (x == 0).all(dim=1).nonzero().flatten()
+    if len(zero) == 0:
+        assert as_vectors(x, "gallery") is x
+        return
+    with pytest.raises(
+        ValueError,
+        match=rf"got {len(zero)} all-zero row\(s\), first at row "
+        rf"{int(zero[0])}$",
+    ):
+        as_vectors(x, "gallery")
