@@ -108,6 +108,12 @@ def _onednn_linear(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
 
 
+#: under ``"auto"``, products of fewer multiply-adds go through numpy: oneDNN compiles a kernel
+#: for each new shape on its first use (6–13 ms for small shapes, about 0.1 s for 1000 × 2048 ×
+#: 512), more than a small product saves
+ONEDNN_MIN_MACS = 2**26
+
+
 def inner_products(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """``a @ bᵀ`` (``[m, d]`` and ``[n, d]`` → ``[m, n]``) through :func:`backend`'s library.
 
@@ -118,12 +124,6 @@ def inner_products(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch
     if library == "onednn" and _onednn_ready(a, b, BACKEND == "auto"):
         return _onednn_linear(a.contiguous(), b.contiguous())
     return matmul_into(a, b.T, out)
-
-
-#: under ``"auto"``, products of fewer multiply-adds go through numpy: oneDNN compiles a kernel
-#: for each new shape on its first use (6–13 ms for small shapes, about 0.1 s for 1000 × 2048 ×
-#: 512), more than a small product saves
-ONEDNN_MIN_MACS = 2**26
 
 
 def _onednn_ready(a: torch.Tensor, b: torch.Tensor, auto: bool) -> bool:
@@ -158,13 +158,18 @@ _STATE: dict[str, Any] = {"blas": None, "openmp": None, "active": 0, "limiter": 
 
 
 def _blas() -> Any:
-    """threadpoolctl's handle on the BLAS libraries loaded in this process (numpy's among them),
-    found once."""
-    if _STATE["blas"] is None:
+    """threadpoolctl's handle on the BLAS libraries loaded in this process (numpy's among them)."""
+    return _threadpools("blas")
+
+
+def _threadpools(user_api: str) -> Any:
+    """threadpoolctl's handle on the libraries of ``user_api`` (``"blas"``, ``"openmp"``)
+    loaded in this process, found once per API."""
+    if _STATE[user_api] is None:
         from threadpoolctl import ThreadpoolController
 
-        _STATE["blas"] = ThreadpoolController().select(user_api="blas")
-    return _STATE["blas"]
+        _STATE[user_api] = ThreadpoolController().select(user_api=user_api)
+    return _STATE[user_api]
 
 
 def product_workers() -> int:
@@ -220,17 +225,7 @@ def single_thread_here() -> None:
         active = _STATE["active"]
     if active:
         torch.get_num_threads()  # torch sets this thread's OpenMP count on first use: do it now
-        _openmp().limit(limits=1)
-
-
-def _openmp() -> Any:
-    """threadpoolctl's handle on the OpenMP runtimes loaded in this process (torch's among
-    them), found once."""
-    if _STATE["openmp"] is None:
-        from threadpoolctl import ThreadpoolController
-
-        _STATE["openmp"] = ThreadpoolController().select(user_api="openmp")
-    return _STATE["openmp"]
+        _threadpools("openmp").limit(limits=1)
 
 
 def run_on_workers(workers: int, work: Callable[[int], None], name: str) -> None:
