@@ -8,10 +8,11 @@ Each processor is fitted on a synthetic calibration set (1000 items, each with o
 captions in 7 languages; ``LanguageAlignment(ridge, 60 items)``: 60 items, the embedded world's
 calibration size, where the ridge maps are the identity plus a rank-60 term) and transforms
 ``rows`` captions (``[rows, dim]``, labelled); the reference is ``x @ W`` with a ``dim × dim``
-matrix on the same ``[rows, dim]`` input — what any linear map of the rows costs at least. Every case runs in its own process, the cases interleaved
-round by round, best round kept. Throughput ratio = matmul time / processor time (≥ 0.9 is the
-target); ``matmul (numpy)`` is the same product through numpy's OpenBLAS (the exact search's
-products, ``xcm_debias.gemm``), for reference. Writes ``benchmarks/results/linear_throughput.json``.
+matrix on the same ``[rows, dim]`` input — what any linear map of the rows costs at least —
+through torch (``x @ W``, the reference), and for context through numpy's OpenBLAS and, on CPUs
+where ``xcm_debias.gemm`` takes it, oneDNN's inner product (the processors' per-group products
+run on one of those). Every case runs in its own process, the cases interleaved round by round,
+best round kept. Throughput ratio = reference time / processor time (≥ 0.9 is the target). Writes ``benchmarks/results/linear_throughput.json``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from _data import calibration, embedding_set
 from _harness import interleaved, machine, print_table, write_json
 
+from xcm_debias import gemm
 from xcm_debias.processors import (
     CultureLanguageDecoupler,
     LanguageAlignment,
@@ -52,6 +54,9 @@ def case_matmul(p: dict[str, Any]):
     if p.get("numpy"):  # the same product through numpy's OpenBLAS (xcm_debias.gemm)
         xn, wn = x.numpy(), w.numpy()
         return lambda: xn @ wn
+    if p.get("onednn"):  # through oneDNN's inner product, as xcm_debias.gemm calls it
+        columns = w.T.contiguous()
+        return lambda: torch.ops.mkldnn._linear_pointwise(x, columns, None, "none", [], "")
     return lambda: x @ w
 
 
@@ -77,11 +82,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("matmul", "linear_throughput", "case_matmul", base),
         ("matmul (numpy)", "linear_throughput", "case_matmul", {**base, "numpy": True}),
     ]
+    if gemm.onednn_preferred():
+        cases.append(
+            ("matmul (oneDNN)", "linear_throughput", "case_matmul", {**base, "onednn": True})
+        )
     cases += [
         (name, "linear_throughput", "case_processor", {**base, "name": name}) for name in PROCESSORS
     ]
     best = interleaved(cases, args.rounds)
-    reference = best["matmul"]["time_s"]
+    reference = best["matmul"]["time_s"]  # torch's x @ W, the product a user calls
     rows = []
     for name, report in best.items():
         rows.append(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -162,6 +165,48 @@ def test_unit_rows_are_used_as_they_are_and_others_normalised():
     )
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from([torch.float16, torch.bfloat16, torch.float32, torch.float64]),
+    n=st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+    scale=st.sampled_from([1.0, 3.0, 1e-3, 1e20, 1e-20]),
+    unit_row=st.booleans(),
+)
+def test_cosine_rows_into_a_buffer_gives_the_bits_of_a_new_tensor(dtype, n, seed, scale, unit_row):
+    """``out`` receives exactly the rows ``cosine_rows`` returns otherwise (float16 finds its
+    out-of-range rows from the squares alone), the rows are unit to float32 rounding, and the
+    input is never written."""
+    x = (scale * torch.randn(n, 8, generator=torch.Generator().manual_seed(seed))).to(dtype)
+    if unit_row:
+        x[0] = unit(1, 8, seed).to(dtype)
+    if not bool(torch.isfinite(x).all()) or bool((x.abs().amax(dim=1) == 0).any()):
+        return  # scales beyond the dtype's range: not rows to normalise
+    original = x.clone()
+    fresh = cosine_rows(x)
+    out = torch.full((n, 8), float("nan"))
+    assert cosine_rows(x, out=out) is out
+    assert torch.equal(out, fresh)
+    assert torch.equal(x, original)
+    expected = x.double() / x.double().norm(dim=1, keepdim=True)
+    assert torch.allclose(out.double(), expected, atol=1e-6, rtol=0)
+
+
+def test_cosine_rows_of_float16_at_the_ends_of_its_range_and_bad_buffers():
+    big = torch.full((1, 512), 65504.0, dtype=torch.float16)  # squares 2.2e12: no overflow
+    tiny = torch.full((1, 512), 2.0**-24, dtype=torch.float16)  # subnormal: squares 2^-39
+    for rows in (big, tiny):  # each entry 512^-½ to float32 rounding (not 0, not inf, not NaN)
+        got = cosine_rows(rows).double()
+        assert torch.allclose(got, torch.full((1, 512), 512**-0.5, dtype=torch.float64), rtol=2e-7)
+    zero = torch.cat([big, torch.zeros(1, 512, dtype=torch.float16)])
+    with pytest.raises(ValueError, match="all-zero row"):
+        cosine_rows(zero, out=torch.empty(2, 512))
+    with pytest.raises(ValueError, match=r"out: expected a float32 tensor of shape \(1, 512\)"):
+        cosine_rows(big, out=torch.empty(1, 512, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"got torch.float32 \(2, 512\)"):
+        cosine_rows(big, out=torch.empty(2, 512))
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_gallery_ranks_as_its_float32_copy(dtype):
     q, g = unit(31, 24, 4), unit(517, 24, 5).to(dtype)
@@ -198,8 +243,13 @@ def write_shards(folder, x: np.ndarray, sizes: list[int]) -> list:
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32])
-@pytest.mark.parametrize("prefetch", [True, False])
-def test_sharded_search_equals_the_in_memory_search(tmp_path, dtype, prefetch):
+@pytest.mark.parametrize(("prefetch", "workers"), [(True, 2), (False, 1), (True, 3)])
+def test_sharded_search_equals_the_in_memory_search(
+    monkeypatch, tmp_path, dtype, prefetch, workers
+):
+    """Tiles read as stored; the search from disk (each worker reading and converting a share of
+    every tile) returns the bits of the in-memory search, for any number of workers."""
+    monkeypatch.setattr(gemm, "product_workers", lambda: workers)
     x = unit(1000, 16, 6).numpy().astype(dtype)
     sizes = [130, 1, 400, 0, 469]  # tiles of 64 rows span shard boundaries
     paths = write_shards(tmp_path, x, sizes)
@@ -251,3 +301,89 @@ def test_sharded_gallery_refuses_bad_shards(tmp_path):
         ShardedGallery.from_folder(tmp_path / "missing")
     with pytest.raises(ValueError, match="gallery: expected dimension 3"):
         ExactRetriever().search(torch.ones(1, 3), ShardedGallery([tmp_path / "a.npy"]), 1)
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_a_tile_stays_as_read_while_the_next_one_is_asked_for(tmp_path, prefetch):
+    """Three buffers: tile i is intact after tile i + 1 is handed out (and the read of i + 2
+    has started), so a caller may finish scoring tile i meanwhile."""
+    x = np.arange(40 * 3, dtype=np.float32).reshape(40, 3)
+    gallery = ShardedGallery(write_shards(tmp_path, x, [17, 23]))
+    tiles = gallery.tiles(8, prefetch=prefetch)
+    start, current = next(tiles)
+    for later_start, later in tiles:
+        time.sleep(0.01)  # the background read of the tile after next has finished by now
+        assert np.array_equal(current.numpy(), x[start : start + 8])
+        start, current = later_start, later
+    assert start == 32 and np.array_equal(current.numpy(), x[32:])
+
+
+def test_row_ranges_cover_the_gallery_and_ask_the_kernel_to_read_ahead(monkeypatch, tmp_path):
+    x = unit(40, 4, 1).numpy()
+    gallery = ShardedGallery(write_shards(tmp_path, x, [10, 30]))
+    header = int(np.load(gallery.paths[0], mmap_mode="r").offset)  # 128 for these small arrays
+    advice = []
+
+    def record(fd: int, offset: int, length: int, what: int) -> None:
+        advice.append((os.path.basename(os.readlink(f"/proc/self/fd/{fd}")), offset, length))
+        assert what == os.POSIX_FADV_WILLNEED
+
+    monkeypatch.setattr(os, "posix_fadvise", record)
+    ranges = list(gallery.row_ranges(8, ahead=1))
+    assert ranges == [(s, range(s, min(s + 8, 40))) for s in range(0, 40, 8)]
+    row = 4 * 4  # bytes of one float32 row of 4
+    # handing out tile 0 advises tile 1 (rows 8..15: 2 rows of shard 0, 6 of shard 1), and so on
+    assert advice == [
+        ("img_emb_0.npy", header + 8 * row, 2 * row),
+        ("img_emb_1.npy", header, 6 * row),
+        ("img_emb_1.npy", header + 6 * row, 8 * row),
+        ("img_emb_1.npy", header + 14 * row, 8 * row),
+        ("img_emb_1.npy", header + 22 * row, 8 * row),
+    ]  # the last tile has none ahead of it
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_workers_preparing_shares_of_each_tile_score_as_prepared_tiles(monkeypatch, workers):
+    """``prepare`` split between the workers (``window`` 2, tiles given as row ranges) gives the
+    bits of the search over the same tiles prepared whole."""
+    monkeypatch.setattr(gemm, "product_workers", lambda: workers)
+    g = (3.0 * torch.randn(301, 24, generator=torch.Generator().manual_seed(2))).half()
+    q = cosine_rows(torch.randn(41, 24, generator=torch.Generator().manual_seed(3)))
+    whole = tile_topk(q, row_tiles(g, 32, cosine_rows), len(g), 12, block_size=32)
+    shared = []
+
+    def prepare(rows: range, out: torch.Tensor) -> None:
+        shared.append(len(rows))
+        cosine_rows(g[rows.start : rows.stop], out=out)
+
+    tiles = ((s, range(s, min(s + 32, len(g)))) for s in range(0, len(g), 32))
+    split = tile_topk(q, tiles, len(g), 12, block_size=32, window=2, prepare=prepare)
+    assert torch.equal(split[0], whole[0]) and torch.equal(split[1], whole[1])
+    assert sum(shared) == len(g) and max(shared) == -(-32 // workers)
+
+
+@pytest.mark.parametrize("where", ["prepare", "visit"])
+def test_an_error_while_preparing_or_scoring_a_shared_tile_reaches_the_caller(monkeypatch, where):
+    monkeypatch.setattr(gemm, "product_workers", lambda: 2)
+    blas = gemm._blas()
+    before = [lib.num_threads for lib in blas.lib_controllers]
+    calls = []
+
+    def prepare(rows: torch.Tensor, out: torch.Tensor) -> None:
+        calls.append(1)
+        if where == "prepare" and len(calls) == 3:  # one worker fails; the other must not hang
+            raise RuntimeError("prepare failed")
+        out.copy_(rows)
+
+    def visit(*_: object) -> None:
+        if where == "visit":
+            raise RuntimeError("visit failed")
+
+    blocks = QueryBlocks(10, 4, 4, dim=4)
+    with pytest.raises(RuntimeError, match=f"{where} failed"):
+        blocks.run(row_tiles(unit(20, 4, 0), 4), visit, window=2, prepare=prepare)
+    assert [lib.num_threads for lib in blas.lib_controllers] == before
+    with pytest.raises(ValueError, match="window: expected 1 or 2, got 3"):
+        blocks.run(row_tiles(unit(20, 4, 0), 4), visit, window=3)
+    with pytest.raises(ValueError, match="prepare: needs the dimension"):
+        QueryBlocks(10, 4, 4).run(row_tiles(unit(20, 4, 0), 4), visit, prepare=prepare)

@@ -11,8 +11,8 @@ Three libraries can multiply CPU float32 tensors in this process, and they diffe
 - **MKL** (torch's ``matmul``): it does not dispatch its AVX-512 kernels on non-Intel CPUs; on
   that machine it ran 20% slower per core than OpenBLAS.
 
-``BACKEND`` chooses for the products of the exact search, of rank counting and of the score
-stages' gallery passes (:func:`inner_products`):
+``BACKEND`` chooses for the products of the exact search, of rank counting, of the score
+stages' gallery passes and of the processors' full-rank per-group maps (:func:`inner_products`):
 
 - ``"auto"`` (the default) takes oneDNN for products of at least ``ONEDNN_MIN_MACS`` (2²⁶)
   multiply-adds when torch reports an AVX-512 CPU (``torch.backends.cpu.get_cpu_capability()``),
@@ -23,9 +23,10 @@ stages' gallery passes (:func:`inner_products`):
 - ``"onednn"`` (every size), ``"numpy"`` or ``"torch"`` (MKL) force a library, e.g.
   ``"numpy"`` to keep the OpenBLAS kernel the environment names.
 
-The per-group maps of the processors (:func:`matmul_into`, into a caller's buffer) go through
-numpy, or through torch with ``BACKEND = "torch"``. Every library computes each entry as a float32
-dot product, so which one ran never changes a result beyond float32 rounding. Within one process,
+The per-group maps take oneDNN with each map stored transposed (oneDNN multiplies by ``Wᵀ`` of
+a contiguous ``W``), and :func:`matmul_into` (into a caller's buffer: numpy, or torch with
+``BACKEND = "torch"``) where ``"auto"`` does not take oneDNN. Every library computes each entry
+as a float32 dot product, so which one ran never changes a result beyond float32 rounding. Within one process,
 the tile searches' products of a given shape (search, rank counting, a streamed pass) take the
 same library with the same thread count, so a pair's score is the same bits wherever they compute
 it. Set ``BACKEND`` once, before searching. ``benchmarks/exact_vs_faiss.py`` measures each
@@ -224,8 +225,16 @@ def single_thread_here() -> None:
     with _LOCK:
         active = _STATE["active"]
     if active:
-        torch.get_num_threads()  # torch sets this thread's OpenMP count on first use: do it now
-        _threadpools("openmp").limit(limits=1)
+        one_openmp_thread_here()
+
+
+def one_openmp_thread_here() -> None:
+    """Make the calling thread's own OpenMP count one, so that torch's and oneDNN's operations
+    run single-threaded in it; every other thread keeps its count. For a helper thread that
+    works beside the products (the shard reader, :meth:`xcm_debias.shards.ShardedGallery.tiles`):
+    a parallel region there would put a spinning OpenMP thread on a core a product runs on."""
+    torch.get_num_threads()  # torch sets this thread's OpenMP count on first use: do it now
+    _threadpools("openmp").limit(limits=1)
 
 
 def run_on_workers(workers: int, work: Callable[[int], None], name: str) -> None:
@@ -247,6 +256,7 @@ __all__ = [
     "backend",
     "inner_products",
     "matmul_into",
+    "one_openmp_thread_here",
     "one_thread_per_product",
     "onednn_preferred",
     "product_workers",

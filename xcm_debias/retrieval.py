@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -122,6 +123,13 @@ class ExactRetriever:
         """Rows as they are scored: float32, unit rows when ``normalize``."""
         return cosine_rows(x) if self.normalize else x.float()
 
+    def _prepare_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        """:meth:`_prepare`'s rows written into the float32 ``out``."""
+        if self.normalize:
+            cosine_rows(x, out=out)
+        else:
+            out.copy_(x)
+
     def search(self, queries: PlainOrSet, gallery: PlainOrSet | ShardedGallery, k: int) -> Ranking:
         """Top-``k`` gallery rows for each query (``k`` capped at the gallery size).
 
@@ -157,8 +165,25 @@ class ExactRetriever:
                 f"gallery: expected dimension {q.shape[1]} (as queries), got {gallery.dim}"
             )
         k = check_positive_int(k, "k")
-        tiles = ((start, self._prepare(rows)) for start, rows in gallery.tiles(self.block_size))
-        idx, scores = tile_topk(self._prepare(q), tiles, gallery.n_rows, k, self.block_size)
+        scratch = threading.local()  # each worker's stored-dtype rows of its share
+
+        def read_and_prepare(rows: range, out: torch.Tensor) -> None:
+            if getattr(scratch, "rows", None) is None:
+                scratch.rows = np.empty((self.block_size, gallery.dim), dtype=gallery.dtype)
+            part = gallery.read(rows.start, rows.stop, scratch.rows[: len(rows)])
+            self._prepare_into(torch.from_numpy(part), out)
+
+        # the product workers read, convert and check each tile, a share of its rows each, from
+        # the page cache the kernel fills ahead of them (no thread beside them takes a core)
+        idx, scores = tile_topk(
+            self._prepare(q),
+            gallery.row_ranges(self.block_size),
+            gallery.n_rows,
+            k,
+            self.block_size,
+            window=2,
+            prepare=read_and_prepare,
+        )
         return Ranking(indices=idx, scores=scores)
 
     def rank_of(

@@ -3,12 +3,12 @@
 Galleries of tens of millions of rows are stored the way clip-retrieval writes them: float16
 ``img_emb/img_emb_<n>.npy`` files, ``[rows, D]`` each, concatenated in shard order. A
 :class:`ShardedGallery` reads their headers only (shape, dtype, where the data starts); its
-rows are read when a search asks for them, one tile of ``block_size`` rows at a time, into two
+rows are read when a search asks for them, one tile of ``block_size`` rows at a time, into three
 reused buffers: while the caller scores one tile, a background thread reads the next (the read
 releases the GIL), so disk and product overlap. Tiles are cut at multiples of ``block_size`` of
 the *global* row index (a tile may span two shards), exactly as the in-memory search cuts the
 concatenated gallery, so both score the same tiles and return the same ranking. The process
-holds two tiles of the gallery, never the gallery: it may be larger than memory.
+holds three tiles of the gallery, never the gallery: it may be larger than memory.
 
 Files are opened with plain reads (``readinto`` at the data offset numpy's header gives), not
 mapped: mapped pages would count in the process's resident memory; read pages stay in the
@@ -17,6 +17,7 @@ kernel's page cache, which the kernel evicts as it needs.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -138,20 +139,54 @@ class ShardedGallery:
             filled += hi - lo
         return out
 
+    def row_ranges(self, block_size: int, ahead: int = 2) -> Iterator[tuple[int, range]]:
+        """``(start, range(start, stop))`` for the tiles ``[start, start + block_size)`` of the
+        gallery, in order, without reading them: for callers that read their own parts of each
+        tile (:meth:`read`, e.g. the exact search's workers, each a share of the rows). As each
+        range is handed out, the kernel is asked to read the rows ``ahead`` tiles further into
+        its page cache (``posix_fadvise(WILLNEED)``, which returns at once), so the reads find
+        them there."""
+        block = check_positive_int(block_size, "block_size")
+        for start in range(0, self.n_rows, block):
+            ahead_start = start + ahead * block
+            self.will_need(min(ahead_start, self.n_rows), min(ahead_start + block, self.n_rows))
+            yield start, range(start, min(start + block, self.n_rows))
+
+    def will_need(self, start: int, stop: int) -> None:
+        """Ask the kernel to start reading rows ``start .. stop - 1`` into its page cache (where
+        the system offers ``posix_fadvise``; nothing otherwise)."""
+        if not hasattr(os, "posix_fadvise"):
+            return
+        row_bytes = self.dim * self.dtype.itemsize
+        for shard in range(len(self.paths)):
+            lo = max(start, int(self.starts[shard]))
+            hi = min(stop, int(self.starts[shard + 1]))
+            if hi <= lo:
+                continue
+            offset = self._data_offsets[shard] + (lo - int(self.starts[shard])) * row_bytes
+            fd = os.open(self.paths[shard], os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, offset, (hi - lo) * row_bytes, os.POSIX_FADV_WILLNEED)
+            finally:
+                os.close(fd)
+
     def tiles(self, block_size: int, prefetch: bool = True) -> Iterator[tuple[int, torch.Tensor]]:
         """``(start, rows)`` for the tiles ``[start, start + block_size)`` of the gallery, in
-        order, as torch tensors of the stored dtype. A yielded tile is overwritten two tiles
-        later: use it (or copy it) before asking for the one after next. With ``prefetch``, the
-        next tile is read by a background thread while the caller uses the current one."""
+        order, as torch tensors of the stored dtype. Tiles are read into three reused buffers:
+        a yielded tile stays as it is while the next one is asked for and used, and is
+        overwritten when the one after that is asked for, so a caller may still score tile
+        ``i`` while it asks for tile ``i + 1`` (:meth:`xcm_debias.topk.QueryBlocks.run` with
+        ``window=2``). With ``prefetch``, the next tile is read by a background thread while the
+        caller uses the current one."""
         block = check_positive_int(block_size, "block_size")
         starts = list(range(0, self.n_rows, block))
         buffers = [
-            np.empty((min(block, self.n_rows), self.dim), dtype=self.dtype) for _ in range(2)
+            np.empty((min(block, self.n_rows), self.dim), dtype=self.dtype) for _ in range(3)
         ]
 
         def load(i: int) -> np.ndarray:
             stop = min(starts[i] + block, self.n_rows)
-            return self.read(starts[i], stop, buffers[i % 2][: stop - starts[i]])
+            return self.read(starts[i], stop, buffers[i % 3][: stop - starts[i]])
 
         if not prefetch:
             for i, start in enumerate(starts):
@@ -161,7 +196,7 @@ class ShardedGallery:
             pending: Future[np.ndarray] = pool.submit(load, 0)
             for i, start in enumerate(starts):
                 rows = pending.result()
-                if i + 1 < len(starts):  # the buffer of tile i - 1, which the caller is done with
+                if i + 1 < len(starts):  # the buffer of tile i - 2, which the caller is done with
                     pending = pool.submit(load, i + 1)
                 yield start, torch.from_numpy(rows)
 
