@@ -10,6 +10,7 @@ from synthetic_processors import make_world
 from xcm_debias import Debiased, EmbeddingSet, ExactRetriever
 from xcm_debias.faiss_retriever import FaissRetriever
 from xcm_debias.processors import InvGC, LanguageAlignment
+from xcm_debias.scored_search import unit_float32_rows
 from xcm_debias.scoring import (
     CSLS,
     DualInvertedSoftmax,
@@ -119,3 +120,39 @@ def test_a_gated_stage_keeps_the_offset_form_when_streaming(world):
     streamed = Debiased(ExactRetriever(), scoring=QBNorm(), stream=True).fit(calib)
     a, b = plain.search(test.texts, test.images, 5), streamed.search(test.texts, test.images, 5)
     assert torch.equal(a.indices, b.indices) and torch.equal(a.scores, b.scores)
+
+
+def test_no_stage_and_no_processor_over_shards_is_the_plain_search_bit_for_bit(
+    monkeypatch, world, tmp_path
+):
+    """A pipeline with no stage for the direction and no processor scores a float16
+    ShardedGallery exactly as ExactRetriever does (no pass for absent columns)."""
+    calib, test = world
+    rows = test.images.embeddings.numpy().astype(np.float16)
+    np.save(tmp_path / "img_emb_0.npy", rows[:70])
+    np.save(tmp_path / "img_emb_1.npy", rows[70:])
+    shards = ShardedGallery([tmp_path / "img_emb_0.npy", tmp_path / "img_emb_1.npy"])
+    i2t_only = Debiased(ExactRetriever(block_size=32), None, {"i2t": InvertedSoftmax(beta=5.0)})
+    i2t_only.fit(calib)
+    passes = []
+    monkeypatch.setattr(ShardedGallery, "tiles", lambda *a, **k: passes.append(1) or iter(()))
+    got = i2t_only.search(test.texts, shards, 9)  # text queries: t2i, which has no stage
+    expected = ExactRetriever(block_size=32).search(test.texts, shards, 9)
+    assert torch.equal(got.indices, expected.indices) and torch.equal(got.scores, expected.scores)
+    assert passes == []  # neither a columns pass nor a streamed pass
+    plain = ExactRetriever(block_size=32).search(test.texts, torch.from_numpy(rows), 9)
+    assert torch.equal(got.scores, plain.scores)
+
+
+def test_float16_galleries_are_scored_on_float32_unit_rows():
+    """The score stages see float16 rows normalised in float32 (as the exact search scores
+    them), not rounded to float16 again after normalising."""
+    x = torch.tensor([[3.0, 4.0, 0.0], [1.0, 1.0, 1.0]], dtype=torch.float16)
+    rows = EmbeddingSet(x, modality="image")
+    got = unit_float32_rows(rows).embeddings
+    assert got.dtype == torch.float32
+    expected = torch.tensor([[0.6, 0.8, 0.0], [3**-0.5] * 3], dtype=torch.float64)
+    assert torch.allclose(got.double(), expected, atol=1e-7, rtol=0)
+    # float16 rounding of the second row would be off by about 1e-4
+    assert (rows.normalized().embeddings.double() - expected).abs().max() > 1e-5
+    assert x.dtype == torch.float16  # the caller's rows are untouched

@@ -82,9 +82,18 @@ def scored_direction(
     return None
 
 
+def unit_float32_rows(data: EmbeddingSet) -> EmbeddingSet:
+    """``data``'s rows at unit norm in float32, whatever their stored dtype: a float16 gallery is
+    scored on float32 unit rows, as the exact search scores it (``EmbeddingSet.normalized`` keeps
+    the stored dtype, which would round unit float16 rows again, by up to 2⁻¹¹)."""
+    if data.embeddings.dtype != torch.float32:
+        data = data.with_embeddings(data.embeddings.float())
+    return data.normalized()
+
+
 def prepare_gallery(processed: EmbeddingSet, scorers: Sequence[ScoreNormalizer]) -> PreparedGallery:
     """The processed gallery's rows and columns through the fitted ``scorers`` in order."""
-    rows = ScoredRows.of(processed.normalized(), "gallery")
+    rows = ScoredRows.of(unit_float32_rows(processed), "gallery")
     stage_rows, columns = [rows], []
     for scorer in scorers:
         cols = scorer.gallery_columns(rows)

@@ -41,6 +41,7 @@ from xcm_debias.fitted import NotFittedError
 from xcm_debias.gallery_cache import GalleryCache
 from xcm_debias.plain_vectors import PlainOrSet, as_embedding_set
 from xcm_debias.retrieval import ExactRetriever, Ranking, Retriever
+from xcm_debias.scored_search import unit_float32_rows
 from xcm_debias.scoring.base import GalleryColumns, ScoredRows, ScoreNormalizer
 from xcm_debias.shards import ShardedGallery
 from xcm_debias.topk import tile_ranks, tile_topk
@@ -82,7 +83,7 @@ def gallery_tiles(
 
 
 def _unit_rows(transform: Transform, tile: EmbeddingSet) -> EmbeddingSet:
-    return transform(tile).normalized()
+    return unit_float32_rows(transform(tile))
 
 
 def streamed_columns(
@@ -173,6 +174,7 @@ class Pipeline(Protocol):
 
     retriever: Retriever
     scorers_: Mapping[str, Sequence[ScoreNormalizer]]
+    processors: object
     is_fitted: bool
 
     def transform(self, data: EmbeddingSet) -> EmbeddingSet: ...
@@ -205,6 +207,10 @@ class TileSearch:
         """``streamed_search`` through ``pipeline``'s stages for ``direction`` (for a
         ShardedGallery, None: image rows, the t2i stages when the queries are texts)."""
         processed, scorers, columns, block = self._inputs(pipeline, queries, gallery, direction)
+        if not scorers and pipeline.processors is None:
+            # nothing changes the rows or the scores: the exact search of the rows as stored,
+            # bit for bit the plain search (of a ShardedGallery too)
+            return pipeline.retriever.search(processed, gallery, k)
         return streamed_search(pipeline.transform, scorers, processed, gallery, columns, k, block)
 
     def rank_of(
@@ -241,7 +247,9 @@ class TileSearch:
                 "(QB-Norm, TranslationPooling) needs the gallery in memory; got a ShardedGallery"
             )
         block = pipeline.retriever.block_size
-        if isinstance(gallery, ShardedGallery):  # one more pass per search: nothing is kept
+        if not scorers:  # no stage: no gallery columns, no pass to find them
+            columns = StreamedColumns([], len(gallery))
+        elif isinstance(gallery, ShardedGallery):  # one more pass per search: nothing is kept
             columns = streamed_columns(pipeline.transform, scorers, gallery, block)
         else:
             columns = self._columns.prepared(
