@@ -154,7 +154,8 @@ class ExactRetriever:
 
     def _search_shards(self, queries: PlainOrSet, gallery: ShardedGallery, k: int) -> Ranking:
         """The search over shards on disk: the same tiles as the in-memory search of the
-        concatenated rows, read ahead by a background thread.
+        concatenated rows, each read and prepared by the product workers (a share of its rows
+        each) from the page cache the kernel fills two tiles ahead.
 
         Duplicate rows are not grouped here (that needs the whole gallery at once): equal rows
         still tie when their tile products agree, which BLAS gives for rows of full tiles.

@@ -1,14 +1,17 @@
-"""A gallery kept on disk as ``.npy`` shards, read tile by tile with prefetch.
+"""A gallery kept on disk as ``.npy`` shards, read tile by tile, ahead of the search.
 
 Galleries of tens of millions of rows are stored the way clip-retrieval writes them: float16
 ``img_emb/img_emb_<n>.npy`` files, ``[rows, D]`` each, concatenated in shard order. A
 :class:`ShardedGallery` reads their headers only (shape, dtype, where the data starts); its
-rows are read when a search asks for them, one tile of ``block_size`` rows at a time, into three
-reused buffers: while the caller scores one tile, a background thread reads the next (the read
-releases the GIL), so disk and product overlap. Tiles are cut at multiples of ``block_size`` of
-the *global* row index (a tile may span two shards), exactly as the in-memory search cuts the
-concatenated gallery, so both score the same tiles and return the same ranking. The process
-holds three tiles of the gallery, never the gallery: it may be larger than memory.
+rows are read when a search asks for them, one tile of ``block_size`` rows at a time. The exact
+search takes the tiles as row ranges (:meth:`ShardedGallery.row_ranges`): its product workers
+read a share of each tile themselves (:meth:`ShardedGallery.read`) while the kernel reads ahead
+into its page cache. :meth:`ShardedGallery.tiles` reads whole tiles into three reused buffers
+instead, the next by a background thread (the read releases the GIL) while the caller uses the
+current one. Tiles are cut at multiples of ``block_size`` of the *global* row index (a tile may
+span two shards), exactly as the in-memory search cuts the concatenated gallery, so both score
+the same tiles and return the same ranking. The process holds a few tiles of the gallery, never
+the gallery: it may be larger than memory.
 
 Files are opened with plain reads (``readinto`` at the data offset numpy's header gives), not
 mapped: mapped pages would count in the process's resident memory; read pages stay in the
