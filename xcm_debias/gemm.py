@@ -26,11 +26,11 @@ stages' gallery passes and of the processors' full-rank per-group maps (:func:`i
 The per-group maps take oneDNN with each map stored transposed (oneDNN multiplies by ``Wᵀ`` of
 a contiguous ``W``), and :func:`matmul_into` (into a caller's buffer: numpy, or torch with
 ``BACKEND = "torch"``) where ``"auto"`` does not take oneDNN. Every library computes each entry
-as a float32 dot product, so which one ran never changes a result beyond float32 rounding. Within one process,
-the tile searches' products of a given shape (search, rank counting, a streamed pass) take the
-same library with the same thread count, so a pair's score is the same bits wherever they compute
-it. Set ``BACKEND`` once, before searching. ``benchmarks/exact_vs_faiss.py`` measures each
-library.
+as a float32 dot product, so which one ran never changes a result beyond float32 rounding.
+Within one process, the tile searches' products of a given shape (search, rank counting, a
+streamed pass) take the same library with the same thread count, so a pair's score is the same
+bits wherever they compute it. Set ``BACKEND`` once, before searching.
+``benchmarks/exact_vs_faiss.py`` measures each library.
 
 Parallel products (:func:`product_workers`, :func:`one_thread_per_product`): instead of one BLAS
 call spread over the cores, the exact search and the full-rank per-group maps of the processors
@@ -230,9 +230,10 @@ def single_thread_here() -> None:
 
 def one_openmp_thread_here() -> None:
     """Make the calling thread's own OpenMP count one, so that torch's and oneDNN's operations
-    run single-threaded in it; every other thread keeps its count. For a helper thread that
-    works beside the products (the shard reader, :meth:`xcm_debias.shards.ShardedGallery.tiles`):
-    a parallel region there would put a spinning OpenMP thread on a core a product runs on."""
+    run single-threaded in it; every other thread keeps its count. The product workers of
+    :meth:`xcm_debias.topk.QueryBlocks.run` call it first: each runs its products, and the share
+    of every tile it prepares, on its own core, and a parallel region in one of them would put
+    a spinning OpenMP thread on a core the other worker's product runs on."""
     torch.get_num_threads()  # torch sets this thread's OpenMP count on first use: do it now
     _threadpools("openmp").limit(limits=1)
 
