@@ -124,23 +124,32 @@ class ShardedGallery:
             )
         if out is None:
             out = np.empty((stop - start, self.dim), dtype=self.dtype)
+        filled = 0
+        for shard, rows, offset in self._pieces(start, stop):
+            target = memoryview(out[filled : filled + rows]).cast("B")
+            with open(self.paths[shard], "rb") as f:
+                f.seek(offset)
+                if f.readinto(target) != len(target):
+                    raise ValueError(f"{self.paths[shard]}: shorter than its header says")
+            filled += rows
+        return out
+
+    def _pieces(self, start: int, stop: int) -> Iterator[tuple[int, int, int]]:
+        """``(shard, rows, byte offset in its file)`` of each shard's part of the global rows
+        ``start .. stop - 1``, in order (empty shards and parts skipped)."""
         row_bytes = self.dim * self.dtype.itemsize
         first = int(np.searchsorted(self.starts, start, side="right")) - 1
-        filled = 0
         for shard in range(max(first, 0), len(self.paths)):
             lo = max(start, int(self.starts[shard]))
             hi = min(stop, int(self.starts[shard + 1]))
             if lo >= stop:
-                break
-            if hi <= lo:
-                continue
-            target = memoryview(out[filled : filled + hi - lo]).cast("B")
-            with open(self.paths[shard], "rb") as f:
-                f.seek(self._data_offsets[shard] + (lo - int(self.starts[shard])) * row_bytes)
-                if f.readinto(target) != len(target):
-                    raise ValueError(f"{self.paths[shard]}: shorter than its header says")
-            filled += hi - lo
-        return out
+                return
+            if hi > lo:
+                yield (
+                    shard,
+                    hi - lo,
+                    self._data_offsets[shard] + (lo - int(self.starts[shard])) * row_bytes,
+                )
 
     def row_ranges(self, block_size: int, ahead: int = 2) -> Iterator[tuple[int, range]]:
         """``(start, range(start, stop))`` for the tiles ``[start, start + block_size)`` of the
@@ -161,15 +170,10 @@ class ShardedGallery:
         if not hasattr(os, "posix_fadvise"):
             return
         row_bytes = self.dim * self.dtype.itemsize
-        for shard in range(len(self.paths)):
-            lo = max(start, int(self.starts[shard]))
-            hi = min(stop, int(self.starts[shard + 1]))
-            if hi <= lo:
-                continue
-            offset = self._data_offsets[shard] + (lo - int(self.starts[shard])) * row_bytes
+        for shard, rows, offset in self._pieces(start, stop):
             fd = os.open(self.paths[shard], os.O_RDONLY)
             try:
-                os.posix_fadvise(fd, offset, (hi - lo) * row_bytes, os.POSIX_FADV_WILLNEED)
+                os.posix_fadvise(fd, offset, rows * row_bytes, os.POSIX_FADV_WILLNEED)
             finally:
                 os.close(fd)
 

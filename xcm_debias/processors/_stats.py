@@ -337,17 +337,21 @@ def affine_map(
     (``rows`` itself when ``weights`` is ``None``), plus ``shifts[g]`` when given.
 
     Where :func:`xcm_debias.gemm.backend` is oneDNN, the products go through
-    :func:`xcm_debias.gemm.inner_products` with each map stored transposed (``weights[g]ᵀ``,
-    made once here: oneDNN takes ``rows @ Wᵀ`` from a contiguous ``W``): about twice the rate of
-    numpy's OpenBLAS on one core of the benchmark machine. Small blocks stay on numpy."""
-    columns = None
-    if weights is not None and gemm.backend() == "onednn" and weights.device.type == "cpu":
-        columns = weights.transpose(1, 2).contiguous()
+    :func:`xcm_debias.gemm.inner_products` with the map stored transposed (``weights[g]ᵀ``,
+    made at a group's first block: oneDNN takes ``rows @ Wᵀ`` from a contiguous ``W``): about
+    twice the rate of numpy's OpenBLAS on one core of the benchmark machine. Small blocks stay
+    on numpy. Only the groups present are transposed: a streamed search transforms every tile,
+    and transposing all maps each time (1.5 ms for 8 maps of 512 × 512) was work for groups a
+    tile of images never uses."""
+    onednn = weights is not None and gemm.backend() == "onednn" and weights.device.type == "cpu"
+    transposed: dict[int, torch.Tensor] = {}  # workers may both fill a group: same values
 
     def product(group: int, rows: torch.Tensor, spare: torch.Tensor) -> torch.Tensor:
-        if columns is not None:
-            return gemm.inner_products(rows, columns[group], spare)
-        return gemm.matmul_into(rows, weights[group], spare)
+        if not onednn:
+            return gemm.matmul_into(rows, weights[group], spare)
+        if group not in transposed:
+            transposed[group] = weights[group].T.contiguous()
+        return gemm.inner_products(rows, transposed[group], spare)
 
     def fn(group: int, rows: torch.Tensor, spare: torch.Tensor) -> torch.Tensor:
         result = rows if weights is None else product(group, rows, spare)
